@@ -1,0 +1,81 @@
+"""cam-widget: exact, fast Class Activation Maps for Keras image classifiers, live in JupyterLab.
+
+The small public API::
+
+    engine = cam_widget.CAMEngine(model, preprocess=..., class_names=...)
+    cam = engine.cam(image, class_index)            # raw map at the CAM layer
+    rgb = cam_widget.overlay(image, cam, alpha=0.5)  # heat map over the photo
+    cam_widget.CAMExplorer(engine, images)           # the interactive panel
+
+Heavy modules (Keras, TensorFlow, ipywidgets) are imported on first use of the names that need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import (
+    CAMError,
+    ClassIndexError,
+    ImageError,
+    ImageTooLargeError,
+    LayerError,
+    ModelError,
+    NoCAMHeadError,
+)
+from .imaging import load_image
+from .render import overlay, shared_scale
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "CAMEngine": "engine",
+    "LayerInfo": "keras_graph",
+    "Head": "keras_graph",
+    "load_model": "loading",
+    "default_engine": "defaults",
+    "sample_images": "samples",
+    "localize": "localize",
+    "pointing_game": "localize",
+    "iou": "localize",
+    "evaluate": "evaluate",
+    "CAMExplorer": "widget",
+}
+
+__all__ = [
+    "CAMEngine",
+    "CAMError",
+    "CAMExplorer",
+    "ClassIndexError",
+    "Head",
+    "ImageError",
+    "ImageTooLargeError",
+    "LayerError",
+    "LayerInfo",
+    "ModelError",
+    "NoCAMHeadError",
+    "default_engine",
+    "evaluate",
+    "iou",
+    "load_image",
+    "load_model",
+    "localize",
+    "overlay",
+    "pointing_game",
+    "sample_images",
+    "shared_scale",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cam_widget' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

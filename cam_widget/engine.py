@@ -1,0 +1,453 @@
+"""CAMEngine: forward passes, feature caches, exact CAM and Grad-CAM for any Keras classifier.
+
+The engine wraps a built ``keras.Model`` (Functional or Sequential, nested backbones included),
+flattens it once (:mod:`cam_widget.keras_graph`) and answers questions about images:
+
+* ``logits`` / ``predict`` - pre-softmax scores and probabilities;
+* ``cam`` - the raw class activation map ``sum_k w_k^c f_k(x, y)`` at a layer with a
+  GAP -> Dense head (the model's own or a refitted one), or Grad-CAM at any spatial layer.
+
+One forward pass per (image, input size, layer) captures the logits and that layer's features;
+every later call, for any class, is a matrix-vector product on the cached features.  The cache
+is an LRU bounded in bytes.  The engine knows nothing about widgets or rendering.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from .cache import ByteLRU
+from .errors import CAMError, ClassIndexError, LayerError, NoCAMHeadError
+from .imaging import ImageSource, load_image, resize_to
+from .keras_graph import Head, LayerInfo, feature_model, find_head, trace_model
+
+__all__ = ["CAMEngine"]
+
+METHODS = ("cam", "gradcam")
+
+Preprocess = Callable[[np.ndarray], Any]
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class CAMEngine:
+    """Class activation maps for a Keras image classifier.
+
+    Args:
+        model: a built ``keras.Model`` (Functional or Sequential; nested submodels are fine)
+            with one image input ``(h, w, 3|1)`` (channels_last) and one output of class scores.
+            A softmax, inside the last Dense layer or as its own layer, is undone: maps and
+            gradients come from the pre-softmax logits.
+        preprocess: maps an RGB uint8 ``(h, w, 3)`` image, already resized to the model input,
+            to the model's input array (e.g. ``keras.applications.resnet50.preprocess_input``).
+            ``None`` feeds the resized image as float32 (for models with their own rescaling).
+        class_names: one readable name per class (default ``"class 0"``, ...).
+        input_size: ``(h, w)`` or an int.  ``None`` uses the model's static input size (224x224 for
+            a model that accepts any size).  A fully convolutional model runs at any size given:
+            a larger input gives a finer map.
+        cache_bytes: bound of the feature/logit cache in bytes (default 256 MiB).
+
+    Images (``image`` arguments) are anything :func:`cam_widget.load_image` accepts.  The whole
+    image is resized (not cropped) to the input size, so every map covers the whole image.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        preprocess: Preprocess | None = None,
+        class_names: Sequence[str] | None = None,
+        input_size: int | tuple[int, int] | None = None,
+        cache_bytes: int = 256 * 2**20,
+    ) -> None:
+        if isinstance(input_size, (int, np.integer)):
+            input_size = (int(input_size), int(input_size))
+        self._model = model
+        self._trace = trace_model(model, input_size)
+        shape = tuple(self._trace.input.shape)
+        self.input_size: tuple[int, int] = (int(shape[1]), int(shape[2]))
+        self._channels = int(shape[3])
+        self._preprocess = preprocess
+        self.num_classes: int = int(self._trace.logits.shape[-1])
+        if class_names is None:
+            names = [f"class {i}" for i in range(self.num_classes)]
+        else:
+            names = [str(n) for n in class_names]
+            if len(names) != self.num_classes:
+                raise CAMError(
+                    f"class_names has {len(names)} entries but the model has {self.num_classes} classes; "
+                    "pass one name per output unit, in output order."
+                )
+        self.class_names: list[str] = names
+        self._layers = self._trace.spatial()
+        self._layer_map = {info.name: info for info in self._layers}
+        head = find_head(self._trace)
+        self._cam_layer = head.layer if head is not None else None
+        self._heads: dict[str, Head] = {head.layer: head} if head is not None else {}
+        self._cache = ByteLRU(cache_bytes)
+        self._lock = threading.RLock()
+        self._forward_fns: dict[str | None, Callable[[np.ndarray], list[np.ndarray]]] = {}
+        self._gradcam_fns: dict[str, Callable[[np.ndarray, np.ndarray], tuple]] = {}
+        self._counts = {"hits": 0, "misses": 0, "forward_passes": 0, "gradient_passes": 0}
+
+    # ------------------------------------------------------------------ model facts
+    @property
+    def model(self) -> keras.Model:
+        """The wrapped ``keras.Model`` (unchanged)."""
+        return self._model
+
+    @property
+    def cam_layer(self) -> str | None:
+        """Name of the layer feeding the model's GAP -> Dense head (exact CAM), or ``None``."""
+        return self._cam_layer
+
+    @property
+    def probability(self) -> str:
+        """How probabilities are made from logits: ``"softmax"``/``"sigmoid"`` (the model's own
+        activation) or ``"softmax-added"`` (the model outputs raw logits)."""
+        return self._trace.probability
+
+    def layers(self) -> list[LayerInfo]:
+        """Every layer with a spatial ``(h, w, c)`` output, input to output, nested layers included."""
+        return list(self._layers)
+
+    def layer(self, name: str | None = None) -> LayerInfo:
+        """The :class:`LayerInfo` for ``name`` (default: the CAM layer, else the last spatial layer)."""
+        return self._layer_map[self._resolve_layer(name, "gradcam")]
+
+    def heads(self) -> dict[str, Head]:
+        """Layers with an exact-CAM head (the model's own, plus any refitted ones)."""
+        return dict(self._heads)
+
+    def has_cam(self, layer: str) -> bool:
+        """Whether exact CAM (``method="cam"``) is available at ``layer``."""
+        return layer in self._heads
+
+    def register_head(self, layer: str, weights: np.ndarray, bias: np.ndarray, kind: str = "refit") -> Head:
+        """Attach a linear GAP head ``(weights (k, classes), bias (classes,))`` to ``layer``,
+        making exact CAM available there.  The model's own head cannot be replaced."""
+        name = self._resolve_layer(layer, "gradcam")
+        if self._cam_layer == name:
+            raise CAMError(f"Layer {name!r} already carries the model's own head; it cannot be replaced.")
+        k = self._layer_map[name].shape[2]
+        w = np.asarray(weights, np.float32)
+        b = np.asarray(bias, np.float32)
+        if w.shape != (k, self.num_classes) or b.shape != (self.num_classes,):
+            raise CAMError(
+                f"A head for {name!r} needs weights of shape {(k, self.num_classes)} and bias of shape "
+                f"{(self.num_classes,)}; got {w.shape} and {b.shape}."
+            )
+        head = Head(name, w, b, kind)
+        self._heads[name] = head
+        return head
+
+    def remove_head(self, layer: str) -> None:
+        """Remove a refitted head (the model's own head stays)."""
+        if layer == self._cam_layer:
+            raise CAMError(f"Layer {layer!r} carries the model's own head; it cannot be removed.")
+        self._heads.pop(layer, None)
+
+    # ------------------------------------------------------------------ images
+    def prepare(self, image: ImageSource) -> tuple[str, np.ndarray]:
+        """``(key, rgb)``: the image as RGB uint8 and its content hash (the cache key)."""
+        rgb = image if _is_rgb(image) else load_image(image)
+        digest = hashlib.blake2b(memoryview(np.ascontiguousarray(rgb)).cast("B"), digest_size=16)
+        digest.update(str(rgb.shape).encode())
+        return digest.hexdigest(), rgb
+
+    def model_input(self, image: ImageSource) -> np.ndarray:
+        """The float32 array ``(h, w, c)`` the network sees for ``image`` (resized + preprocessed)."""
+        _, rgb = self.prepare(image)
+        return self._model_input(rgb)
+
+    def _model_input(self, rgb: np.ndarray) -> np.ndarray:
+        import cv2
+
+        small = resize_to(rgb, self.input_size)
+        if self._channels == 1:
+            small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)[..., None]
+        if self._preprocess is None:
+            x = small.astype(np.float32)
+        else:
+            try:
+                x = self._preprocess(small.copy())
+            except Exception as exc:
+                raise CAMError(f"The preprocess function failed on a {small.shape} uint8 image: {exc!r}") from exc
+            x = np.asarray(keras.ops.convert_to_numpy(x), dtype=np.float32)
+            if x.ndim == 4 and x.shape[0] == 1:
+                x = x[0]
+        want = (*self.input_size, self._channels)
+        if x.shape != want:
+            raise CAMError(f"preprocess returned shape {x.shape}; the model needs {want} per image.")
+        return x
+
+    # ------------------------------------------------------------------ forward passes
+    def _forward_fn(self, layer: str | None) -> Callable[[np.ndarray], list[np.ndarray]]:
+        fn = self._forward_fns.get(layer)
+        if fn is None:
+            model = feature_model(self._trace, [] if layer is None else [layer])
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                spec = tf.TensorSpec((None, *self.input_size, self._channels), tf.float32)
+                compiled = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+
+                def fn(x: np.ndarray) -> list[np.ndarray]:
+                    return [np.asarray(o) for o in keras.tree.flatten(compiled(x))]
+            else:
+
+                def fn(x: np.ndarray) -> list[np.ndarray]:
+                    return [np.asarray(o) for o in keras.tree.flatten(model.predict_on_batch(x))]
+
+            self._forward_fns[layer] = fn
+        return fn
+
+    def _run(self, images: list[ImageSource], layer: str | None) -> tuple[list[str], np.ndarray, list[np.ndarray] | None]:
+        """Logits (and ``layer``'s features) for each image: cached, or one batched forward pass."""
+        prepared = [self.prepare(im) for im in images]
+        keys = [k for k, _ in prepared]
+        sz = self.input_size
+        with self._lock:
+            logits: list[np.ndarray | None] = [self._cache.get(("logits", k, sz)) for k in keys]
+            feats: list[np.ndarray | None] = [
+                self._cache.get(("features", k, sz, layer)) if layer is not None else None for k in keys
+            ]
+            todo = [i for i, k in enumerate(keys) if logits[i] is None or (layer is not None and feats[i] is None)]
+            self._counts["hits"] += len(keys) - len(todo)
+            self._counts["misses"] += len(todo)
+            if todo:
+                # each distinct image once, even if it appears several times in the batch
+                first: dict[str, int] = {}
+                for i in todo:
+                    first.setdefault(keys[i], i)
+                batch = np.stack([self._model_input(prepared[i][1]) for i in first.values()])
+                outs = self._call_model(self._forward_fn(layer), batch)
+                self._counts["forward_passes"] += 1
+                for j, key in enumerate(first):
+                    lg = np.array(outs[0][j], np.float32)
+                    self._cache.put(("logits", key, sz), lg)
+                    ft = None
+                    if layer is not None:
+                        ft = np.array(outs[1][j], np.float32)
+                        self._cache.put(("features", key, sz, layer), ft)
+                    for i in todo:
+                        if keys[i] == key:
+                            logits[i] = lg
+                            feats[i] = ft
+        return keys, np.stack(logits), (None if layer is None else list(feats))
+
+    def _call_model(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except CAMError:
+            raise
+        except Exception as exc:
+            raise CAMError(f"The model failed while computing: {type(exc).__name__}: {exc}") from exc
+
+    def logits(self, image: ImageSource | list[ImageSource]) -> np.ndarray:
+        """Pre-softmax class scores: ``(num_classes,)`` for one image, ``(n, num_classes)`` for a list."""
+        images, single = _as_batch(image)
+        _, lg, _ = self._run(images, None)
+        return lg[0] if single else lg
+
+    def predict(self, image: ImageSource | list[ImageSource]) -> np.ndarray:
+        """Class probabilities (the model's own softmax/sigmoid, or a softmax over raw logits)."""
+        lg = self.logits(image)
+        if self.probability == "sigmoid":
+            return (1.0 / (1.0 + np.exp(-lg))).astype(np.float32)
+        return _softmax(lg).astype(np.float32)
+
+    def top_k(self, image: ImageSource, k: int = 5) -> list[tuple[int, str, float]]:
+        """The ``k`` most probable classes as ``(index, name, probability)``, best first."""
+        p = self.predict(image)
+        order = np.argsort(-p, kind="stable")[: max(0, int(k))]
+        return [(int(i), self.class_names[i], float(p[i])) for i in order]
+
+    def features(self, image: ImageSource | list[ImageSource], layer: str | None = None) -> np.ndarray:
+        """The feature map ``(h, w, k)`` of ``layer`` (default: the CAM layer), or ``(n, h, w, k)``."""
+        images, single = _as_batch(image)
+        name = self._resolve_layer(layer, "gradcam")
+        _, _, feats = self._run(images, name)
+        assert feats is not None
+        return feats[0] if single else np.stack(feats)
+
+    # ------------------------------------------------------------------ maps
+    def cam(
+        self,
+        image: ImageSource | list[ImageSource],
+        class_index: int | Sequence[int],
+        layer: str | None = None,
+        method: str = "cam",
+    ) -> np.ndarray:
+        """The raw class activation map for ``class_index`` at ``layer``'s resolution (float32).
+
+        ``method="cam"``: exactly ``sum_k w_k^c f_k(x, y)`` with the head's weights (no bias, no
+        ReLU, no normalisation), so ``mean(cam) + bias[c] == logit[c]``.  Needs a GAP -> Dense head
+        at ``layer`` (default: :attr:`cam_layer`).
+        ``method="gradcam"``: ``sum_k alpha_k A_k`` with ``alpha_k`` the spatial mean of
+        ``d logit_c / d A_k`` (no ReLU), at any spatial layer (default: the CAM layer, else the
+        last spatial layer).
+
+        A list of images gives an ``(n, h, w)`` array from one forward pass; ``class_index`` may then
+        be one int for all or one per image.
+        """
+        if method not in METHODS:
+            raise CAMError(f"method must be one of {METHODS}; got {method!r}.")
+        images, single = _as_batch(image)
+        classes = self._classes(class_index, len(images))
+        name = self._resolve_layer(layer, method)
+        if method == "cam":
+            head = self._heads.get(name)
+            if head is None:
+                raise NoCAMHeadError(self._no_head_message(name))
+            _, _, feats = self._run(images, name)
+            assert feats is not None
+            maps = np.stack([f @ head.weights[:, c] for f, c in zip(feats, classes)]).astype(np.float32)
+        else:
+            maps = self._gradcam(images, classes, name)
+        return maps[0] if single else maps
+
+    def _no_head_message(self, layer: str) -> str:
+        if self._cam_layer is None:
+            where = "This model has no GAP -> Dense head at all (e.g. Flatten + fully connected layers)"
+        else:
+            where = f"Layer {layer!r} has no GAP -> Dense head (the model's own is on {self._cam_layer!r})"
+        return (
+            f"{where}, so exact CAM is not defined there. Use method='gradcam' (works at any spatial layer), "
+            f"or fit a head first with engine.refit_head({layer!r}, images)."
+        )
+
+    def _gradcam(self, images: list[ImageSource], classes: list[int], layer: str) -> np.ndarray:
+        if keras.backend.backend() != "tensorflow":
+            raise CAMError(
+                f"Grad-CAM needs the TensorFlow backend; Keras is running on {keras.backend.backend()!r}. "
+                "Set KERAS_BACKEND=tensorflow before importing keras."
+            )
+        prepared = [self.prepare(im) for im in images]
+        sz = self.input_size
+        out: list[np.ndarray | None] = []
+        with self._lock:
+            for (key, _), c in zip(prepared, classes):
+                out.append(self._cache.get(("gradcam", key, sz, layer, c)))
+            todo = [i for i, m in enumerate(out) if m is None]
+            self._counts["hits"] += len(images) - len(todo)
+            self._counts["misses"] += len(todo)
+            if todo:
+                x = np.stack([self._model_input(prepared[i][1]) for i in todo])
+                cls = np.asarray([classes[i] for i in todo], np.int32)
+                logits, feats, maps = self._call_model(self._gradcam_fn(layer), x, cls)
+                self._counts["gradient_passes"] += 1
+                for j, i in enumerate(todo):
+                    key = prepared[i][0]
+                    m = np.array(maps[j], np.float32)
+                    self._cache.put(("gradcam", key, sz, layer, classes[i]), m)
+                    self._cache.put(("logits", key, sz), np.array(logits[j], np.float32))
+                    self._cache.put(("features", key, sz, layer), np.array(feats[j], np.float32))
+                    out[i] = m
+        return np.stack(out)
+
+    def _gradcam_fn(self, layer: str) -> Callable[[np.ndarray, np.ndarray], tuple]:
+        fn = self._gradcam_fns.get(layer)
+        if fn is None:
+            import tensorflow as tf
+
+            model = feature_model(self._trace, [layer])
+            spec = tf.TensorSpec((None, *self.input_size, self._channels), tf.float32)
+
+            @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)])
+            def compiled(x: Any, cls: Any) -> tuple:
+                with tf.GradientTape() as tape:
+                    logits, feats = model(x, training=False)
+                    chosen = tf.gather(logits, cls, axis=1, batch_dims=1)
+                grads = tape.gradient(chosen, feats)
+                alpha = tf.reduce_mean(grads, axis=[1, 2])
+                return logits, feats, tf.einsum("bhwk,bk->bhw", feats, alpha)
+
+            def fn(x: np.ndarray, cls: np.ndarray) -> tuple:
+                return tuple(np.asarray(t) for t in compiled(x, cls))
+
+            self._gradcam_fns[layer] = fn
+        return fn
+
+    # ------------------------------------------------------------------ validation
+    def _resolve_layer(self, layer: str | None, method: str) -> str:
+        if layer is None:
+            if self._cam_layer is not None:
+                return self._cam_layer
+            if method == "cam":
+                raise NoCAMHeadError(self._no_head_message(self._layers[-1].name))
+            return self._layers[-1].name
+        if not isinstance(layer, str):
+            raise LayerError(f"layer must be a layer name (str); got {type(layer).__name__}.")
+        if layer in self._layer_map:
+            return layer
+        close = difflib.get_close_matches(layer, list(self._layer_map), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        traced = self._trace.by_name.get(layer)
+        if traced is not None:
+            shape = tuple(traced.outputs[0].shape)
+            raise LayerError(
+                f"Layer {layer!r} has output shape {shape}, not a spatial (batch, h, w, c) map, so it cannot be "
+                f"mapped. Pick one of engine.layers() (e.g. {self._layers[-1].name!r}).{hint}"
+            )
+        raise LayerError(
+            f"No spatial layer named {layer!r} in model {self._model.name!r}. Names of nested layers carry their "
+            f"model as a prefix, e.g. {self._layers[-1].name!r}; see engine.layers().{hint}"
+        )
+
+    def _classes(self, class_index: int | Sequence[int], n: int) -> list[int]:
+        if isinstance(class_index, (int, np.integer)) and not isinstance(class_index, bool):
+            classes = [int(class_index)] * n
+        elif isinstance(class_index, (list, tuple, np.ndarray)) and len(class_index) == n:
+            classes = [int(c) for c in class_index]
+        else:
+            raise ClassIndexError(
+                f"class_index must be an int (or one int per image); got {class_index!r}. "
+                "Find indices with engine.top_k(image) or engine.class_names.index(name)."
+            )
+        for c in classes:
+            if not 0 <= c < self.num_classes:
+                raise ClassIndexError(
+                    f"class_index {c} is out of range: the model has {self.num_classes} classes "
+                    f"(0..{self.num_classes - 1})."
+                )
+        return classes
+
+    # ------------------------------------------------------------------ cache
+    def cache_info(self) -> dict[str, int]:
+        """Cache counters: ``hits``/``misses`` (lookups served from cache / needing the network),
+        ``forward_passes``, ``gradient_passes``, ``bytes``, ``entries``, ``max_bytes``, ``evictions``."""
+        info = self._cache.info()
+        return {**self._counts, **{k: info[k] for k in ("bytes", "entries", "max_bytes", "evictions")}}
+
+    def clear_cache(self) -> None:
+        """Drop every cached logit, feature map and Grad-CAM map (counters are kept)."""
+        self._cache.clear()
+
+    def __repr__(self) -> str:
+        return (
+            f"CAMEngine(model={self._model.name!r}, input_size={self.input_size}, classes={self.num_classes}, "
+            f"cam_layer={self._cam_layer!r}, spatial_layers={len(self._layers)})"
+        )
+
+
+def _is_rgb(image: Any) -> bool:
+    return isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+
+
+def _as_batch(image: Any) -> tuple[list[Any], bool]:
+    if isinstance(image, (list, tuple)):
+        if not image:
+            raise CAMError("An empty list of images was given; pass at least one image.")
+        return list(image), False
+    return [image], True

@@ -1,0 +1,385 @@
+"""Keras-specific graph work: flatten a (possibly nested) model, find its spatial layers, its
+pre-softmax logits and its CAM head, and build feature models on one shared input.
+
+Why flatten: tools that build ``keras.Model(model.inputs, inner_layer.output)`` fail with
+"Graph disconnected" / "layer has never been called" as soon as the backbone is a nested
+submodel (``Sequential([base, GAP, Dense])`` or a functional model calling ``base(x)``).  Here
+every layer of every nested Functional / Sequential model is called again, in graph order, on
+the tensors of ONE new ``keras.Input``.  The layers (and their weights) are shared with the
+user's model, nothing is copied, and every intermediate tensor - however deeply nested - lives
+in one connected graph, so any set of them can be the outputs of a feature model.
+
+Nothing here knows about widgets, images or rendering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from .errors import ModelError
+
+__all__ = ["Call", "Head", "LayerInfo", "Trace", "find_head", "trace_model"]
+
+# Layers that pass their input through unchanged at inference (or only change its shape).
+_TRANSPARENT = (
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+    keras.layers.AlphaDropout,
+    keras.layers.Identity,
+    keras.layers.Flatten,
+    keras.layers.Reshape,
+)
+_PROB_ACTIVATIONS = ("softmax", "sigmoid")
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A layer with a spatial output: readable unique ``name`` (``"base/block5c_add"``),
+    ``shape`` ``(h, w, c)`` at the engine's input size, and the Keras class name."""
+
+    name: str
+    shape: tuple[int, int, int]
+    class_name: str
+
+    def __str__(self) -> str:
+        h, w, c = self.shape
+        return f"{self.name} ({h}x{w}x{c})"
+
+
+@dataclass
+class Call:
+    """One call of a leaf layer/operation in the flattened graph."""
+
+    name: str
+    layer: Any
+    inputs: list[Any]
+    outputs: list[Any]
+    pre_activation: Any = None  # logits before a softmax/sigmoid activation built into the layer
+
+
+@dataclass(frozen=True)
+class Head:
+    """A linear classifier over the GAP of ``layer``: ``logit_c = b_c + sum_k W[k, c] mean_xy f_k``.
+
+    ``kind`` says where it came from: ``"dense"`` (GAP -> Dense), ``"conv1x1"`` (a 1x1-conv
+    classifier followed by GAP), ``"classmap"`` (the layer's channels are the class maps),
+    or ``"refit"`` (fitted by :meth:`CAMEngine.refit_head`).
+    """
+
+    layer: str
+    weights: np.ndarray  # (k, num_classes) float32
+    bias: np.ndarray  # (num_classes,) float32
+    kind: str
+
+
+@dataclass
+class Trace:
+    """The flattened graph of a model at one input size."""
+
+    input: Any
+    output: Any
+    logits: Any
+    probability: str  # "softmax", "sigmoid" (the model's own) or "softmax-added" (model gives raw logits)
+    calls: list[Call] = field(default_factory=list)
+    by_name: dict[str, Call] = field(default_factory=dict)
+    producer: dict[int, Call] = field(default_factory=dict)
+
+    def spatial(self) -> list[LayerInfo]:
+        """Every call with a single 4-D output, in graph order."""
+        infos = []
+        for call in self.calls:
+            if len(call.outputs) != 1:
+                continue
+            shape = tuple(call.outputs[0].shape)
+            if len(shape) == 4 and all(isinstance(d, int) for d in shape[1:]):
+                infos.append(LayerInfo(call.name, (shape[1], shape[2], shape[3]), type(call.layer).__name__))
+        return infos
+
+
+def _activation_name(layer: Any) -> str:
+    act = getattr(layer, "activation", None)
+    return getattr(act, "__name__", "") if act is not None else ""
+
+
+def _is_model(op: Any) -> bool:
+    return isinstance(op, keras.Model)
+
+
+def _pre_activation(layer: Any, x: Any) -> Any:
+    """The layer's output before its softmax/sigmoid activation, as new symbolic ops."""
+    if isinstance(layer, keras.layers.Dense):
+        y = keras.ops.matmul(x, layer.kernel)
+    elif isinstance(layer, keras.layers.Conv2D) and hasattr(layer, "convolution_op"):
+        y = layer.convolution_op(x, layer.kernel)
+    else:
+        return None
+    if getattr(layer, "use_bias", False) and layer.bias is not None:
+        y = y + layer.bias
+    return y
+
+
+class _Tracer:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.by_name: dict[str, Call] = {}
+
+    def _unique(self, name: str) -> str:
+        if name not in self.by_name:
+            return name
+        i = 1
+        while f"{name}@{i}" in self.by_name:
+            i += 1
+        return f"{name}@{i}"
+
+    def run(self, model: Any, inputs: Any, prefix: str) -> Any:
+        if isinstance(model, keras.Sequential):
+            functional = getattr(model, "_functional", None)
+            if functional is not None:
+                return self._run_functional(functional, inputs, prefix)
+            x = inputs
+            for layer in model.layers:
+                x = self.call(layer, prefix, (x,), {})
+            return x
+        if hasattr(model, "_run_through_graph") and hasattr(model, "_nodes_by_depth"):
+            return self._run_functional(model, inputs, prefix)
+        raise ModelError(
+            f"Model {model.name!r} ({type(model).__name__}) is a subclassed model whose layers cannot be "
+            "inspected. Rebuild it with the Functional API (keras.Input -> layers -> keras.Model) or "
+            "keras.Sequential; a subclassed *layer* inside a functional model is fine."
+        )
+
+    def _run_functional(self, model: Any, inputs: Any, prefix: str) -> Any:
+        def call_fn(op: Any, *args: Any, **kwargs: Any) -> Any:
+            return self.call(op, prefix, args, kwargs)
+
+        return model._run_through_graph(inputs, operation_fn=lambda op: op, call_fn=call_fn)
+
+    def call(self, op: Any, prefix: str, args: tuple, kwargs: dict) -> Any:
+        name = prefix + op.name
+        if _is_model(op):
+            inner_inputs = args[0] if len(args) == 1 else list(args)
+            return self.run(op, inner_inputs, name + "/")
+        kwargs = {k: v for k, v in kwargs.items() if k != "training"}
+        if getattr(op, "_call_has_training_arg", False):
+            kwargs["training"] = False
+        outputs = op(*args, **kwargs)
+        flat_in = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
+        flat_out = keras.tree.flatten(outputs)
+        pre = None
+        if _activation_name(op) in _PROB_ACTIVATIONS and flat_in:
+            pre = _pre_activation(op, flat_in[0])
+        call = Call(self._unique(name), op, flat_in, flat_out, pre)
+        self.calls.append(call)
+        self.by_name[call.name] = call
+        return outputs
+
+
+def _input_spec(model: Any, input_size: tuple[int, int] | None) -> tuple[tuple[int, int], int]:
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise ModelError(
+            f"Model {model.name!r} has no defined inputs (it was never built). Build it with a known input "
+            "shape, e.g. keras.Sequential([keras.Input((224, 224, 3)), ...]) or model.build((None, 224, 224, 3))."
+        )
+    if len(inputs) != 1:
+        raise ModelError(f"Model {model.name!r} has {len(inputs)} inputs; cam-widget needs a single image input.")
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 4:
+        raise ModelError(
+            f"Model {model.name!r} takes input of shape {shape}; an image classifier takes (batch, h, w, channels)."
+        )
+    channels = shape[3]
+    if channels not in (1, 3):
+        raise ModelError(
+            f"Model {model.name!r} expects {channels} input channels; cam-widget feeds RGB (3) or grayscale (1) "
+            "images in channels_last layout."
+        )
+    static = (shape[1], shape[2])
+    if input_size is None:
+        if None in static:
+            return (224, 224), channels
+        return (int(static[0]), int(static[1])), channels
+    size = (int(input_size[0]), int(input_size[1]))
+    for have, want in zip(static, size):
+        if have is not None and have != want:
+            raise ModelError(
+                f"Model {model.name!r} has a fixed input size {static[0]}x{static[1]}; input_size={size} is not "
+                "possible. Leave input_size=None, or build the model with keras.Input((None, None, 3))."
+            )
+    return size, channels
+
+
+def trace_model(model: Any, input_size: tuple[int, int] | None = None) -> Trace:
+    """Flatten ``model`` onto a new ``keras.Input`` of ``input_size`` (``None``: the model's own).
+
+    Raises :class:`ModelError` for anything that is not a single-input, single-output image
+    classifier built with the Functional or Sequential API.
+    """
+    if not isinstance(model, keras.Model):
+        raise ModelError(
+            f"Expected a keras.Model, got {type(model).__name__}. Load one with keras.saving.load_model(path) "
+            "or cam_widget.load_model(path)."
+        )
+    size, channels = _input_spec(model, input_size)
+    inp = keras.Input(shape=(size[0], size[1], channels), name="cam_input")
+    tracer = _Tracer()
+    try:
+        out = tracer.run(model, inp, "")
+    except ModelError:
+        raise
+    except Exception as exc:  # a layer refused the new input size/shape
+        raise ModelError(
+            f"Could not run model {model.name!r} at input size {size[0]}x{size[1]}: {exc}. "
+            "If the model has a fixed input size, leave input_size=None."
+        ) from exc
+    outs = keras.tree.flatten(out)
+    if len(outs) != 1:
+        raise ModelError(f"Model {model.name!r} has {len(outs)} outputs; cam-widget needs one (class scores).")
+    out = outs[0]
+    if len(out.shape) != 2:
+        raise ModelError(
+            f"Model {model.name!r} outputs shape {tuple(out.shape)}; a classifier outputs (batch, num_classes)."
+        )
+    producer = {id(t): c for c in tracer.calls for t in c.outputs}
+    logits, probability = _find_logits(out, producer)
+    trace = Trace(inp, out, logits, probability, tracer.calls, tracer.by_name, producer)
+    if not trace.spatial():
+        raise ModelError(
+            f"Model {model.name!r} has no layer with a spatial (h, w, c) output, so there is nothing to map. "
+            "CAM needs a convolutional model in channels_last layout."
+        )
+    return trace
+
+
+def _find_logits(out: Any, producer: dict[int, Call]) -> tuple[Any, str]:
+    """Pre-softmax logits: softmax is undone whether it is a layer's activation or its own layer."""
+    call = producer.get(id(out))
+    if call is None:
+        return out, "softmax-added"
+    layer = call.layer
+    if isinstance(layer, keras.layers.Softmax):
+        return call.inputs[0], "softmax"
+    if isinstance(layer, keras.layers.Activation) and _activation_name(layer) in _PROB_ACTIVATIONS:
+        return call.inputs[0], _activation_name(layer)
+    if call.pre_activation is not None:
+        return call.pre_activation, _activation_name(layer)
+    return out, "softmax-added"
+
+
+def _is_global_average(call: Call) -> bool:
+    layer = call.layer
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        return False
+    if isinstance(layer, keras.layers.GlobalAveragePooling2D):
+        return True
+    if isinstance(layer, keras.layers.AveragePooling2D):
+        in_shape, out_shape = tuple(call.inputs[0].shape), tuple(call.outputs[0].shape)
+        pool = tuple(layer.pool_size)
+        return out_shape[1:3] == (1, 1) and pool == in_shape[1:3] and getattr(layer, "padding", "valid") == "valid"
+    return False
+
+
+def _skip_back(t: Any, producer: dict[int, Call]) -> tuple[Any, Call | None]:
+    """Walk back through inference-transparent layers (dropout, flatten, reshape, linear activation)."""
+    call = producer.get(id(t))
+    while call is not None and (
+        isinstance(call.layer, _TRANSPARENT)
+        or (isinstance(call.layer, keras.layers.Activation) and _activation_name(call.layer) == "linear")
+    ):
+        t = call.inputs[0]
+        call = producer.get(id(t))
+    return t, call
+
+
+def _is_linear_1x1_conv(layer: Any) -> bool:
+    return (
+        isinstance(layer, keras.layers.Conv2D)
+        and not isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D))
+        and tuple(layer.kernel_size) == (1, 1)
+        and tuple(layer.strides) == (1, 1)
+        and getattr(layer, "groups", 1) == 1
+        and getattr(layer, "data_format", "channels_last") == "channels_last"
+    )
+
+
+def _weights(layer: Any, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel), dtype=np.float32)
+    kernel = kernel.reshape(-1, kernel.shape[-1])
+    if getattr(layer, "use_bias", False) and layer.bias is not None:
+        bias = np.asarray(keras.ops.convert_to_numpy(layer.bias), dtype=np.float32)
+    else:
+        bias = np.zeros(num_classes, np.float32)
+    return kernel, bias
+
+
+def _pooled_layer(t: Any, producer: dict[int, Call]) -> Call | None:
+    """The call whose spatial output is globally averaged into ``t`` (possibly through transparent layers)."""
+    t, call = _skip_back(t, producer)
+    if call is None:
+        return None
+    if _is_global_average(call):
+        return producer.get(id(call.inputs[0]))
+    # Flatten over a 1x1 map: the "average" of a 1x1 map is the map itself.
+    out_shape = tuple(t.shape)
+    if len(out_shape) == 4 and out_shape[1:3] == (1, 1):
+        return call
+    return None
+
+
+def find_head(trace: Trace) -> Head | None:
+    """The exact-CAM head of a traced model, or ``None`` when there is none.
+
+    Recognised (at inference): ``L -> GAP -> (Dropout|Flatten|Reshape)* -> Dense``, the same with
+    a full-window ``AveragePooling2D`` or ``Flatten`` over a 1x1 map, a 1x1 ``Conv2D`` classifier over
+    a pooled 1x1 map (keras MobileNet), and class-map networks ``L -> [1x1 conv] -> GAP``.
+    """
+    num_classes = int(trace.logits.shape[-1])
+    producer = trace.producer
+    logits = trace.logits
+    builtin = [c for c in trace.calls if c.pre_activation is logits]
+    if builtin:
+        linear = builtin[0]  # Dense/Conv with a built-in softmax: logits are its pre-activation
+    else:
+        _, linear = _skip_back(logits, producer)
+    if linear is None:
+        return None
+    layer = linear.layer
+    is_dense = isinstance(layer, keras.layers.Dense)
+    if (is_dense or _is_linear_1x1_conv(layer)) and _activation_name(layer) in ("linear", *_PROB_ACTIVATIONS):
+        x = linear.inputs[0]
+        if is_dense and len(x.shape) != 2:
+            return None
+        if not is_dense and tuple(x.shape)[1:3] != (1, 1):
+            return None
+        source = _pooled_layer(x, producer)
+        if source is None or len(source.outputs[0].shape) != 4:
+            return None
+        weights, bias = _weights(layer, num_classes)
+        if weights.shape[0] != source.outputs[0].shape[-1]:
+            return None
+        return Head(source.name, weights, bias, "dense" if is_dense else "conv1x1")
+    if _is_global_average(linear):
+        classmap = producer.get(id(linear.inputs[0]))
+        if classmap is None or classmap.outputs[0].shape[-1] != num_classes:
+            return None
+        if _is_linear_1x1_conv(classmap.layer) and _activation_name(classmap.layer) == "linear":
+            feature = producer.get(id(classmap.inputs[0]))
+            if feature is not None:
+                weights, bias = _weights(classmap.layer, num_classes)
+                return Head(feature.name, weights, bias, "conv1x1")
+        eye = np.eye(num_classes, dtype=np.float32)
+        return Head(classmap.name, eye, np.zeros(num_classes, np.float32), "classmap")
+    return None
+
+
+def feature_model(trace: Trace, layers: list[str]) -> keras.Model:
+    """A model on the trace's input returning ``[logits, *features_of(layers)]``."""
+    outputs = [trace.logits] + [trace.by_name[name].outputs[0] for name in layers]
+    return keras.Model(trace.input, outputs, name="cam_features")
