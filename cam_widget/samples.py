@@ -1,0 +1,112 @@
+"""Real photos that ship inside installed wheels (scikit-image, matplotlib, scikit-learn).
+
+The files are located with :func:`importlib.util.find_spec` and decoded with OpenCV, so the
+packages are not even imported and nothing can trigger a download: scikit-image fetches several
+of its ``skimage.data`` images over the network, but the ones listed here are bundled in its
+wheel; a photo whose file is absent is simply left out.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImageError
+
+__all__ = ["SAMPLES", "SampleSource", "sample_image", "sample_image_path", "sample_images"]
+
+
+@dataclass(frozen=True)
+class SampleSource:
+    """Where a sample photo lives: a file inside an installed package."""
+
+    name: str
+    package: str  # importable top-level package
+    relpath: str  # path inside the package directory
+    pip_name: str  # what to install to get it
+    description: str
+
+
+#: The sample photos, in display order.
+SAMPLES: tuple[SampleSource, ...] = (
+    SampleSource("chelsea", "skimage", "data/chelsea.png", "scikit-image", "Chelsea the cat (skimage.data.chelsea)"),
+    SampleSource("coffee", "skimage", "data/coffee.png", "scikit-image", "a cup of coffee (skimage.data.coffee)"),
+    SampleSource("astronaut", "skimage", "data/astronaut.png", "scikit-image", "Eileen Collins (skimage.data.astronaut)"),
+    SampleSource("rocket", "skimage", "data/rocket.jpg", "scikit-image", "a rocket launch (skimage.data.rocket)"),
+    SampleSource(
+        "motorcycle", "skimage", "data/motorcycle_left.png", "scikit-image",
+        "a motorcycle (left image of skimage.data.stereo_motorcycle)",
+    ),
+    SampleSource(
+        "grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "matplotlib",
+        "Grace Hopper (matplotlib sample data)",
+    ),
+    SampleSource("china", "sklearn", "datasets/images/china.jpg", "scikit-learn", "a temple in China (sklearn sample image)"),
+    SampleSource("flower", "sklearn", "datasets/images/flower.jpg", "scikit-learn", "a flower (sklearn sample image)"),
+)
+_BY_NAME = {s.name: s for s in SAMPLES}
+
+
+def _source(name: str) -> SampleSource:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ImageError(f"unknown sample image {name!r}; choose one of {list(_BY_NAME)}") from None
+
+
+def sample_image_path(name: str) -> Path | None:
+    """The file behind sample ``name``, or ``None`` when its package (or the file) is not installed."""
+    src = _source(name)
+    try:
+        spec = importlib.util.find_spec(src.package)
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(location) / src.relpath
+        if path.is_file():
+            return path
+    return None
+
+
+@functools.lru_cache(maxsize=len(SAMPLES))
+def _decode(path: Path) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(f"cannot decode the sample image file {path}")
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    rgb.flags.writeable = False
+    return rgb
+
+
+def sample_image(name: str) -> np.ndarray:
+    """One sample photo as a fresh RGB uint8 ``(h, w, 3)`` array; raises if it is not installed."""
+    path = sample_image_path(name)
+    if path is None:
+        src = _source(name)
+        raise ImageError(f"the sample image {name!r} ships with {src.pip_name}; install it: pip install {src.pip_name}")
+    return _decode(path).copy()
+
+
+def sample_images() -> OrderedDict[str, np.ndarray]:
+    """Ordered ``{name: RGB uint8 (h, w, 3)}`` of every sample photo that is installed.
+
+    Names, in order: chelsea, coffee, astronaut, rocket, motorcycle, grace_hopper, china, flower.
+    Missing ones are skipped (never downloaded).  Each call returns fresh, writable arrays.
+    """
+    out: OrderedDict[str, np.ndarray] = OrderedDict()
+    for src in SAMPLES:
+        path = sample_image_path(src.name)
+        if path is None:
+            continue
+        try:
+            out[src.name] = _decode(path).copy()
+        except ImageError:
+            continue
+    return out
