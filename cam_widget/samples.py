@@ -59,15 +59,22 @@ def _source(name: str) -> SampleSource:
         raise ImageError(f"unknown sample image {name!r}; choose one of {list(_BY_NAME)}") from None
 
 
+def _package_dirs(package: str) -> list[Path]:
+    """Directories of an installed package, found without importing it (empty if absent)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return []
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [Path(p) for p in spec.submodule_search_locations]
+
+
 def sample_image_path(name: str) -> Path | None:
     """The file behind sample ``name``, or ``None`` when its package (or the file) is not installed."""
     src = _source(name)
-    try:
-        spec = importlib.util.find_spec(src.package)
-    except (ImportError, ValueError):
-        return None
-    for location in (spec.submodule_search_locations or []) if spec is not None else []:
-        path = Path(location) / src.relpath
+    for directory in _package_dirs(src.package):
+        path = directory / src.relpath
         if path.is_file():
             return path
     return None

@@ -256,7 +256,7 @@ def _materialize(ref: _TensorRef, roots: dict[str, np.ndarray]) -> np.ndarray:
         strides=tuple(st * itemsize for st in ref.stride),
         writeable=False,
     )
-    return np.ascontiguousarray(view).astype(flat.dtype.newbyteorder("="), copy=False)
+    return np.array(view, dtype=flat.dtype.newbyteorder("="), order="C", copy=True)
 
 
 def _read_stream(f: IO[bytes]) -> collections.OrderedDict[str, np.ndarray]:
