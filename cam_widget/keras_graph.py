@@ -109,7 +109,8 @@ def _activation_name(layer: Any) -> str:
 
 
 def _is_model(op: Any) -> bool:
-    return isinstance(op, keras.Model)
+    """A model whose graph can be walked (Functional or Sequential); subclassed models stay opaque leaves."""
+    return isinstance(op, keras.Sequential) or (isinstance(op, keras.Model) and hasattr(op, "_nodes_by_depth"))
 
 
 def _pre_activation(layer: Any, x: Any) -> Any:
@@ -147,13 +148,7 @@ class _Tracer:
             for layer in model.layers:
                 x = self.call(layer, prefix, (x,), {})
             return x
-        if hasattr(model, "_run_through_graph") and hasattr(model, "_nodes_by_depth"):
-            return self._run_functional(model, inputs, prefix)
-        raise ModelError(
-            f"Model {model.name!r} ({type(model).__name__}) is a subclassed model whose layers cannot be "
-            "inspected. Rebuild it with the Functional API (keras.Input -> layers -> keras.Model) or "
-            "keras.Sequential; a subclassed *layer* inside a functional model is fine."
-        )
+        return self._run_functional(model, inputs, prefix)
 
     def _run_functional(self, model: Any, inputs: Any, prefix: str) -> Any:
         def call_fn(op: Any, *args: Any, **kwargs: Any) -> Any:
@@ -226,6 +221,12 @@ def trace_model(model: Any, input_size: tuple[int, int] | None = None) -> Trace:
         raise ModelError(
             f"Expected a keras.Model, got {type(model).__name__}. Load one with keras.saving.load_model(path) "
             "or cam_widget.load_model(path)."
+        )
+    if not _is_model(model):
+        raise ModelError(
+            f"Model {model.name!r} ({type(model).__name__}) is a subclassed model whose layers cannot be "
+            "inspected. Rebuild it with the Functional API (keras.Input -> layers -> keras.Model) or "
+            "keras.Sequential; a subclassed *layer* inside a functional model is fine."
         )
     size, channels = _input_spec(model, input_size)
     inp = keras.Input(shape=(size[0], size[1], channels), name="cam_input")
