@@ -138,7 +138,7 @@ def convert_state_dict(model: Any, sd: Mapping[str, np.ndarray]) -> None:
     """Assign a PyTorch EfficientNet-Lite0 state dict to a model from ``build_efficientnet_lite0``."""
     for name, weights in torch_to_keras_weights(sd).items():
         layer = model.get_layer(name)
-        shapes = [tuple(w.shape) for w in layer.get_weights()]
+        shapes = [tuple(w.shape) for w in layer.weights]
         if shapes != [w.shape for w in weights]:
             raise WeightsFileError(f"layer {name!r} expects weights {shapes}, got {[w.shape for w in weights]}")
         layer.set_weights([w.astype(np.float32, copy=False) for w in weights])
