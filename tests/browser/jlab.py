@@ -140,15 +140,18 @@ def write_notebook(path: str | os.PathLike[str], cells: Iterable[str | tuple[str
 
 FLOOR_SLIDER_CLASS = "jlab-floor-slider"
 FLOOR_IMAGE_CLASS = "jlab-floor-image"
+FLOOR_DROPDOWN_CLASS = "jlab-floor-dropdown"
 
 
 def write_floor_notebook(
     path: str | os.PathLike[str], size: int = 224, fmt: str = "jpeg", n_frames: int = 24, quality: int = 90
 ) -> Path:
-    """The floor of the stack: an ``IntSlider`` whose changes swap pre-encoded frames into an ``ipywidgets.Image``.
+    """The floor of the stack: an ``IntSlider`` (and a ``Dropdown``) whose changes swap pre-encoded frames into an
+    ``ipywidgets.Image``.
 
-    Frames are ``size`` x ``size``, encoded once up front with OpenCV (``fmt`` "jpeg" or "png"), so the handler
-    costs a list lookup.  The slider carries the class ``jlab-floor-slider``, the image ``jlab-floor-image``.
+    Frames are ``size`` x ``size``, encoded once up front with OpenCV (``fmt`` "jpeg" or "png"), so a handler
+    costs a list lookup.  CSS classes: slider ``jlab-floor-slider``, dropdown ``jlab-floor-dropdown``, image
+    ``jlab-floor-image``.
     """
     if fmt not in ("jpeg", "png"):
         raise ValueError(f"fmt must be 'jpeg' or 'png', not {fmt!r}")
@@ -185,7 +188,10 @@ def _show(change):
     image.value = frames[change["new"]]
 
 slider.observe(_show, names="value")
-widgets.VBox([slider, image])
+dropdown = widgets.Dropdown(options=[(f"frame {{i}}", i) for i in range(N)], value=0, description="frame")
+dropdown.add_class({FLOOR_DROPDOWN_CLASS!r})
+dropdown.observe(_show, names="value")
+widgets.VBox([slider, dropdown, image])
 """
     return write_notebook(
         path, [("markdown", f"# Floor: bare ipywidgets.Image swap ({size} px {fmt})"), setup, view]
@@ -923,6 +929,39 @@ class LabPage:
         if not focused:
             raise HarnessError(f"could not focus {control}")
         self.page.keyboard.press(key)
+
+    def step_key(self, control: Any, forward: bool = True) -> str:
+        """A key that moves ``control`` (from :meth:`control`) one notch and really changes its value.
+
+        Sliders (noUiSlider handles): ArrowRight / ArrowLeft, reversed at the ends.  ``<select>`` (Dropdown, Select):
+        PageDown / PageUp, or Home / End at the ends -- *not* the arrows: with the notebook in command mode,
+        JupyterLab 4 takes ArrowUp/ArrowDown for its own cell navigation before a collapsed ``<select>`` sees them
+        (ipywidgets issue #3912).  Number inputs: ArrowUp / ArrowDown.
+        """
+        info = control.evaluate(
+            """el => ({tag: el.tagName, cls: String(el.className), now: el.getAttribute('aria-valuenow'),
+                       min: el.getAttribute('aria-valuemin'), max: el.getAttribute('aria-valuemax'),
+                       index: el.selectedIndex, n: el.options ? el.options.length : null,
+                       type: el.type, value: el.value, vmin: el.min, vmax: el.max})"""
+        )
+        if "noUi-handle" in info["cls"]:
+            now, lo, hi = (float(info[k]) for k in ("now", "min", "max"))
+            at_end = now >= hi if forward else now <= lo
+            return "ArrowRight" if forward != at_end else "ArrowLeft"
+        if info["tag"] == "SELECT":
+            last = (info["n"] or 1) - 1
+            if forward:
+                return "PageDown" if info["index"] < last else "Home"
+            return "PageUp" if info["index"] > 0 else "End"
+        if info["tag"] == "INPUT":
+            value = float(info["value"] or 0)
+            at_end = (
+                (info["vmax"] not in ("", None) and value >= float(info["vmax"]))
+                if forward
+                else (info["vmin"] not in ("", None) and value <= float(info["vmin"]))
+            )
+            return "ArrowUp" if forward != at_end else "ArrowDown"
+        raise HarnessError(f"do not know how to step {info['tag']}.{info['cls']} with the keyboard")
 
     def img_src(self, img: Any) -> str:
         return img.evaluate("el => el.getAttribute('src') || ''")

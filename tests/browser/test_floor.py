@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from .jlab import (
+    FLOOR_DROPDOWN_CLASS,
     FLOOR_IMAGE_CLASS,
     FLOOR_SLIDER_CLASS,
     LabPage,
@@ -63,4 +64,17 @@ def test_floor_slider_swaps_jpeg_frames(lab: LabPage) -> None:
     assert float(slider.get_attribute("aria-valuenow") or "nan") == 18  # 1 + 17 steps
     # Sanity bounds only (shared, noisy machines): every frame appeared, in a time a human would call live.
     assert stats["latency_ms_median"] < 1500
+    assert lab.errors() == []
+
+    # A Dropdown moved with the keyboard swaps the frame too.  (PageDown/End/Home: JupyterLab 4 keeps
+    # ArrowUp/ArrowDown for cell navigation even when a collapsed <select> has focus, ipywidgets #3912.)
+    dropdown = lab.control(f".{FLOOR_DROPDOWN_CLASS}")
+    assert dropdown.evaluate("el => el.tagName") == "SELECT"
+    assert lab.step_key(dropdown) == "PageDown"
+    lab.press_and_wait_change(dropdown, "End", img)
+    assert dropdown.evaluate("el => el.selectedIndex") == 23
+    assert lab.step_key(dropdown) == "Home"
+    lab.press_and_wait_change(dropdown, "Home", img)
+    assert dropdown.evaluate("el => el.selectedIndex") == 0
+    assert lab.step_key(slider) == "ArrowRight"
     assert lab.errors() == []
