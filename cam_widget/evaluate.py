@@ -483,17 +483,10 @@ def _sample_images() -> Mapping[str, np.ndarray]:
 
 
 def _load_path(path: Path, where: str) -> np.ndarray:
+    from .imaging import load_image
+
     if not path.is_file():
         raise CaseFileError(f"{where}: image file not found: {path}")
-    try:
-        from .imaging import load_image
-    except ImportError:  # pragma: no cover - imaging ships with the package
-        import cv2
-
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise CaseFileError(f"{where}: cannot decode image {path}") from None
-        return np.ascontiguousarray(bgr[..., ::-1])
     try:
         return load_image(path)
     except CAMError as err:

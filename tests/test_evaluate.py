@@ -13,6 +13,7 @@ import pytest
 
 from cam_widget.errors import CAMError
 from cam_widget.evaluate import Case, CaseFileError, as_case, evaluate, load_cases, resolve_class
+from cam_widget.localize import iou, point_box_distance
 from cam_widget.translation import paste_positions, translation_cases
 
 ev = importlib.import_module("cam_widget.evaluate")  # the package re-exports the function evaluate()
@@ -415,3 +416,67 @@ def test_packaged_cases_load_with_the_sample_photos():
     cases = load_cases()
     assert len(cases) >= 8
     assert any(c.group == "translation" for c in cases)
+
+
+# ------------------------------------------------------------------- with the embedded default model
+
+
+def _default_engine(size):
+    import importlib.util
+
+    if importlib.util.find_spec("cam_widget.defaults") is None:
+        pytest.skip("cam_widget.defaults (the embedded default model) is not available yet")
+    from cam_widget.defaults import default_engine
+
+    return default_engine(size)
+
+
+@pytest.fixture(scope="module")
+def engine224():
+    return _default_engine(224)
+
+
+@pytest.fixture(scope="module")
+def packaged_cases():
+    return load_cases()
+
+
+@pytest.fixture(scope="module")
+def result224(engine224, packaged_cases):
+    return evaluate(engine224, packaged_cases)
+
+
+@pytest.mark.slow
+def test_packaged_case_classes_are_in_the_default_models_top5(result224):
+    samples = [r for r in result224.records if r.group == "samples"]
+    assert len(samples) >= 8
+    assert all(r.class_rank < 5 for r in samples), [(r.name, r.class_rank) for r in samples]
+
+
+@pytest.mark.slow
+def test_default_model_cam_points_at_the_objects(result224):
+    groups = result224.groups()
+    assert groups["samples"]["pointing_accuracy"] >= 0.75
+    # Translation test: wherever the object is pasted, the map's peak follows it.
+    assert groups["translation"]["pointing_accuracy"] == 1.0
+    assert groups["translation"]["mean_peak_distance"] < 10
+    assert result224.summary["localization_accuracy"] > 0.2
+
+
+@pytest.mark.slow
+def test_gradcam_at_the_cam_layer_gives_the_same_boxes(engine224, packaged_cases, result224):
+    # Grad-CAM = CAM / (h * w) at a GAP head's layer, and localize is scale-invariant.
+    grad = evaluate(engine224, packaged_cases[:12], method="gradcam")
+    for a, b in zip(result224.records[:12], grad.records, strict=True):
+        assert iou(a.predicted_box, b.predicted_box) > 0.98, a.name
+        assert point_box_distance(a.peak, (*b.peak, b.peak[0] + 1, b.peak[1] + 1)) <= 1.5, a.name
+
+
+@pytest.mark.slow
+def test_finer_maps_localise_the_moved_objects_better(result224, packaged_cases):
+    moved = [c for c in packaged_cases if c.group == "translation"]
+    fine = evaluate(_default_engine(448), moved)  # 14 x 14 maps instead of 7 x 7
+    coarse = result224.groups()["translation"]
+    assert fine.localization_accuracy >= 0.6
+    assert fine.localization_accuracy > coarse["localization_accuracy"]
+    assert fine.mean_iou > coarse["mean_iou"]
