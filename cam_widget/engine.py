@@ -96,7 +96,7 @@ class CAMEngine:
         self._heads: dict[str, Head] = {head.layer: head} if head is not None else {}
         self._cache = ByteLRU(cache_bytes)
         self._lock = threading.RLock()
-        self._forward_fns: dict[str | None, Callable[[np.ndarray], list[np.ndarray]]] = {}
+        self._forward_fns: dict[tuple[str, ...], Callable[[np.ndarray], list[np.ndarray]]] = {}
         self._gradcam_fns: dict[str, Callable[[np.ndarray, np.ndarray], tuple]] = {}
         self._counts = {"hits": 0, "misses": 0, "forward_passes": 0, "gradient_passes": 0}
 
@@ -157,6 +157,26 @@ class CAMEngine:
             raise CAMError(f"Layer {layer!r} carries the model's own head; it cannot be removed.")
         self._heads.pop(layer, None)
 
+    def refit_head(self, layer: str, images: Any, **options: Any) -> Any:
+        """Distil a GAP -> linear head on ``layer`` from the model itself (seconds, no labels), making
+        exact CAM available there.  Returns a :class:`cam_widget.refit.FitReport` with held-out
+        ``top1_agreement`` and ``top5_overlap``.  See :func:`cam_widget.refit.refit_head` for options."""
+        from .refit import refit_head
+
+        return refit_head(self, layer, images, **options)
+
+    def save_heads(self, path: Any) -> None:
+        """Save refitted heads to an ``.npz`` file (no pickle)."""
+        from .refit import save_heads
+
+        save_heads(self, path)
+
+    def load_heads(self, path: Any) -> list[str]:
+        """Load heads saved with :meth:`save_heads`; returns the layer names."""
+        from .refit import load_heads
+
+        return load_heads(self, path)
+
     # ------------------------------------------------------------------ images
     def prepare(self, image: ImageSource) -> tuple[str, np.ndarray]:
         """``(key, rgb)``: the image as RGB uint8 and its content hash (the cache key)."""
@@ -192,10 +212,10 @@ class CAMEngine:
         return x
 
     # ------------------------------------------------------------------ forward passes
-    def _forward_fn(self, layer: str | None) -> Callable[[np.ndarray], list[np.ndarray]]:
-        fn = self._forward_fns.get(layer)
+    def _forward_fn(self, layers: tuple[str, ...]) -> Callable[[np.ndarray], list[np.ndarray]]:
+        fn = self._forward_fns.get(layers)
         if fn is None:
-            model = feature_model(self._trace, [] if layer is None else [layer])
+            model = feature_model(self._trace, list(layers))
             if keras.backend.backend() == "tensorflow":
                 import tensorflow as tf
 
@@ -209,42 +229,46 @@ class CAMEngine:
                 def fn(x: np.ndarray) -> list[np.ndarray]:
                     return [np.asarray(o) for o in keras.tree.flatten(model.predict_on_batch(x))]
 
-            self._forward_fns[layer] = fn
+            self._forward_fns[layers] = fn
         return fn
 
-    def _run(self, images: list[ImageSource], layer: str | None) -> tuple[list[str], np.ndarray, list[np.ndarray] | None]:
-        """Logits (and ``layer``'s features) for each image: cached, or one batched forward pass."""
+    def _run(
+        self, images: list[ImageSource], layers: tuple[str, ...] = ()
+    ) -> tuple[list[str], np.ndarray, dict[str, list[np.ndarray]]]:
+        """Logits and the features of ``layers`` for each image: from the cache, or from ONE
+        batched forward pass over the images that miss anything."""
         prepared = [self.prepare(im) for im in images]
         keys = [k for k, _ in prepared]
         sz = self.input_size
         with self._lock:
-            logits: list[np.ndarray | None] = [self._cache.get(("logits", k, sz)) for k in keys]
-            feats: list[np.ndarray | None] = [
-                self._cache.get(("features", k, sz, layer)) if layer is not None else None for k in keys
-            ]
-            todo = [i for i, k in enumerate(keys) if logits[i] is None or (layer is not None and feats[i] is None)]
+            logits: list[Any] = [self._cache.get(("logits", k, sz)) for k in keys]
+            feats: dict[str, list[Any]] = {
+                name: [self._cache.get(("features", k, sz, name)) for k in keys] for name in layers
+            }
+            todo = [i for i in range(len(keys)) if logits[i] is None or any(feats[n][i] is None for n in layers)]
             self._counts["hits"] += len(keys) - len(todo)
             self._counts["misses"] += len(todo)
             if todo:
-                # each distinct image once, even if it appears several times in the batch
-                first: dict[str, int] = {}
+                first: dict[str, int] = {}  # each distinct image once, even if repeated in the batch
                 for i in todo:
                     first.setdefault(keys[i], i)
                 batch = np.stack([self._model_input(prepared[i][1]) for i in first.values()])
-                outs = self._call_model(self._forward_fn(layer), batch)
+                outs = self._call_model(self._forward_fn(layers), batch)
                 self._counts["forward_passes"] += 1
+                fresh: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
                 for j, key in enumerate(first):
                     lg = np.array(outs[0][j], np.float32)
+                    fs = [np.array(outs[1 + n][j], np.float32) for n in range(len(layers))]
                     self._cache.put(("logits", key, sz), lg)
-                    ft = None
-                    if layer is not None:
-                        ft = np.array(outs[1][j], np.float32)
-                        self._cache.put(("features", key, sz, layer), ft)
-                    for i in todo:
-                        if keys[i] == key:
-                            logits[i] = lg
-                            feats[i] = ft
-        return keys, np.stack(logits), (None if layer is None else list(feats))
+                    for name, f in zip(layers, fs):
+                        self._cache.put(("features", key, sz, name), f)
+                    fresh[key] = (lg, fs)
+                for i in todo:
+                    lg, fs = fresh[keys[i]]
+                    logits[i] = lg
+                    for name, f in zip(layers, fs):
+                        feats[name][i] = f
+        return keys, np.stack(logits), feats
 
     def _call_model(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -257,7 +281,7 @@ class CAMEngine:
     def logits(self, image: ImageSource | list[ImageSource]) -> np.ndarray:
         """Pre-softmax class scores: ``(num_classes,)`` for one image, ``(n, num_classes)`` for a list."""
         images, single = _as_batch(image)
-        _, lg, _ = self._run(images, None)
+        _, lg, _ = self._run(images)
         return lg[0] if single else lg
 
     def predict(self, image: ImageSource | list[ImageSource]) -> np.ndarray:
@@ -277,9 +301,15 @@ class CAMEngine:
         """The feature map ``(h, w, k)`` of ``layer`` (default: the CAM layer), or ``(n, h, w, k)``."""
         images, single = _as_batch(image)
         name = self._resolve_layer(layer, "gradcam")
-        _, _, feats = self._run(images, name)
-        assert feats is not None
+        feats = self._run(images, (name,))[2][name]
         return feats[0] if single else np.stack(feats)
+
+    def features_many(self, images: list[ImageSource], layers: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Logits ``(n, classes)`` and the features of several layers ``{name: (n, h, w, k)}``, from
+        at most one forward pass over the images."""
+        names = tuple(dict.fromkeys(self._resolve_layer(n, "gradcam") for n in layers))
+        _, lg, feats = self._run(list(images), names)
+        return lg, {n: np.stack(feats[n]) for n in names}
 
     # ------------------------------------------------------------------ maps
     def cam(
@@ -310,8 +340,7 @@ class CAMEngine:
             head = self._heads.get(name)
             if head is None:
                 raise NoCAMHeadError(self._no_head_message(name))
-            _, _, feats = self._run(images, name)
-            assert feats is not None
+            feats = self._run(images, (name,))[2][name]
             maps = np.stack([f @ head.weights[:, c] for f, c in zip(feats, classes)]).astype(np.float32)
         else:
             maps = self._gradcam(images, classes, name)
