@@ -608,3 +608,21 @@ def test_default_engine_with_the_sample_photos():
         assert "espresso" in w.status.value
     finally:
         w.close()
+
+
+# ------------------------------------------------------------------------------------------------ notebook
+def test_tour_notebook_is_stored_clean_and_ends_a_cell_with_the_explorer():
+    nbformat = pytest.importorskip("nbformat")
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "01_tour.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"  # no kernel-picker dialog in JupyterLab
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)  # stored without outputs
+    sources = [c.source.strip() for c in code]
+    assert "import cam_widget" in sources[0]
+    assert any("engine = cam_widget.default_engine()" in s for s in sources)
+    assert any(s.splitlines()[-1].startswith("cam_widget.CAMExplorer(engine, cam_widget.sample_images()") for s in sources)
+    assert sum(c.cell_type == "markdown" for c in nb.cells) >= 3
