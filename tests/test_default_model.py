@@ -50,21 +50,27 @@ COFFEE_CUP = (170, 15, 410, 310)  # cup and handle, not the saucer rim or the sp
 
 @pytest.fixture(scope="module")
 def xdg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """A private XDG_CACHE_HOME holding one conversion, made with the network blocked."""
+    """A private XDG_CACHE_HOME and a 224 engine whose start converted the weights into it.
+
+    Module-scoped so the session converts once; the network is blocked here too (the autouse
+    ``no_network`` fixture is function-scoped and not yet active while module fixtures run).
+    """
     home = tmp_path_factory.mktemp("xdg-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(home))
         mp.setattr(socket.socket, "connect", _guard_connect)
         mp.setattr(socket.socket, "connect_ex", _guard_connect_ex)
         mp.setattr(socket, "getaddrinfo", _guard_getaddrinfo)
+        assert not any(home.iterdir())
         t0 = time.perf_counter()
-        path = ensure_cached_weights()
-        yield {"home": home, "cache": path, "convert_s": time.perf_counter() - t0}
+        eng = default_engine(224)  # cold start: build + convert + write the cache
+        cache = cached_weights_path(file_sha256(source_weights_path()))
+        yield {"home": home, "cache": cache, "engine": eng, "cold_s": time.perf_counter() - t0}
 
 
 @pytest.fixture(scope="module")
 def engine(xdg: dict):
-    return default_engine(224)
+    return xdg["engine"]
 
 
 @pytest.fixture(scope="module")
