@@ -292,10 +292,14 @@ def test_pointing_game_bad_input():
         pointing_game(np.zeros((3, 3)), (10, 10), (0, 0, 5, 5))
 
 
-def test_module_does_not_import_tensorflow():
+@pytest.mark.parametrize("module", ["cam_widget.localize", "cam_widget.evaluate", "cam_widget.translation", "cam_widget.cli"])
+def test_module_does_not_import_tensorflow(module):
     import subprocess
     import sys
 
-    code = "import sys, cam_widget.localize; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    code = (
+        f"import sys, {module}; "
+        "print(any(m in sys.modules for m in ('tensorflow', 'keras', 'torch')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
