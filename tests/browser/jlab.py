@@ -144,44 +144,62 @@ FLOOR_DROPDOWN_CLASS = "jlab-floor-dropdown"
 
 
 def write_floor_notebook(
-    path: str | os.PathLike[str], size: int = 224, fmt: str = "jpeg", n_frames: int = 24, quality: int = 90
+    path: str | os.PathLike[str],
+    size: int = 224,
+    fmt: str = "jpeg",
+    n_frames: int = 24,
+    quality: int = 90,
+    grain: float = 12.0,
+    frames_code: str | None = None,
 ) -> Path:
     """The floor of the stack: an ``IntSlider`` (and a ``Dropdown``) whose changes swap pre-encoded frames into an
     ``ipywidgets.Image``.
 
-    Frames are ``size`` x ``size``, encoded once up front with OpenCV (``fmt`` "jpeg" or "png"), so a handler
-    costs a list lookup.  CSS classes: slider ``jlab-floor-slider``, dropdown ``jlab-floor-dropdown``, image
-    ``jlab-floor-image``.
+    Frames are ``size`` x ``size`` colour fields with a frame number and Gaussian grain (std ``grain``, so they
+    compress roughly like photos rather than like flat gradients), encoded once up front with OpenCV (``fmt``
+    "jpeg" or "png"), so a handler costs a list lookup.  ``frames_code`` replaces them: a cell that defines
+    ``frames``, a list of encoded images in format ``fmt`` (e.g. the very bytes CAMExplorer sends, for a floor of
+    the same size and content).  CSS classes: slider ``jlab-floor-slider``, dropdown ``jlab-floor-dropdown``,
+    image ``jlab-floor-image``.
     """
     if fmt not in ("jpeg", "png"):
         raise ValueError(f"fmt must be 'jpeg' or 'png', not {fmt!r}")
-    setup = f"""\
+    head = f"""\
 import sys
-import cv2
 import numpy as np
 import ipywidgets as widgets
 
 SIZE, FMT, N = {int(size)}, {fmt!r}, {int(n_frames)}
+"""
+    synthetic = f"""\
+import cv2
+
 yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE
+rng = np.random.default_rng(0)
 frames = []
 for i in range(N):
     phase = 2 * np.pi * i / N
-    rgb = np.stack([127 + 127 * np.sin(6 * xx + phase),
-                    127 + 127 * np.cos(5 * yy - phase),
-                    np.full_like(xx, 255.0 * i / N)], axis=-1).astype(np.uint8)
+    rgb = np.stack([127 + 110 * np.sin(6 * xx + phase),
+                    127 + 110 * np.cos(5 * yy - phase),
+                    np.full_like(xx, 20 + 215.0 * i / N)], axis=-1)
+    rgb = np.clip(rgb + rng.normal(0, {float(grain)}, rgb.shape), 0, 255).astype(np.uint8)
     cv2.putText(rgb, str(i), (SIZE // 8, SIZE // 2), cv2.FONT_HERSHEY_SIMPLEX, SIZE / 100, (255, 255, 255),
                 max(1, SIZE // 60))
     ext, params = ('.jpg', [cv2.IMWRITE_JPEG_QUALITY, {int(quality)}]) if FMT == 'jpeg' else ('.png', [])
     ok, buf = cv2.imencode(ext, np.ascontiguousarray(rgb[..., ::-1]), params)
     assert ok
     frames.append(buf.tobytes())
-print("kernel python:", sys.executable)
-print("frames:", N, FMT, SIZE, "px,", sum(map(len, frames)) // N, "bytes each")
 """
+    tail = """\
+N = len(frames)
+print("kernel python:", sys.executable)
+print("frames:", N, FMT, "median", sorted(map(len, frames))[N // 2], "bytes")
+"""
+    size_kw = "" if frames_code else ", width=SIZE, height=SIZE"
     view = f"""\
 slider = widgets.IntSlider(value=0, min=0, max=N - 1, description="frame")
 slider.add_class({FLOOR_SLIDER_CLASS!r})
-image = widgets.Image(value=frames[0], format=FMT, width=SIZE, height=SIZE)
+image = widgets.Image(value=frames[0], format=FMT{size_kw})
 image.add_class({FLOOR_IMAGE_CLASS!r})
 
 def _show(change):
@@ -193,9 +211,9 @@ dropdown.add_class({FLOOR_DROPDOWN_CLASS!r})
 dropdown.observe(_show, names="value")
 widgets.VBox([slider, dropdown, image])
 """
-    return write_notebook(
-        path, [("markdown", f"# Floor: bare ipywidgets.Image swap ({size} px {fmt})"), setup, view]
-    )
+    title = f"# Floor: bare ipywidgets.Image swap ({'custom frames' if frames_code else f'{size} px'} {fmt})"
+    setup = head + (frames_code.rstrip() + "\n" if frames_code else synthetic) + tail
+    return write_notebook(path, [("markdown", title), setup, view])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1058,3 +1076,84 @@ class LatencyProbe:
                 out.append(m)
             time.sleep(gap_s)
         return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Outside pytest (bench/, a shell)
+# --------------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def lab_session(
+    base_dir: str | os.PathLike[str] | None = None, executable: str | None = None, **server_kw: Any
+) -> Any:
+    """``with lab_session() as (server, context):`` a running :class:`LabServer` and a Chromium context, both
+    stopped at exit.  Add notebooks with ``server.add(...)`` or write them into ``server.root_dir``."""
+    from playwright.sync_api import sync_playwright
+
+    with LabServer(base_dir, **server_kw) as server, sync_playwright() as pw:
+        ctx = launch_chromium(pw, server.base_dir / "chromium-profile", executable=executable)
+        try:
+            yield server, ctx
+        finally:
+            ctx.close()
+
+
+def measure_floor(
+    server: LabServer, context: Any, size: int = 224, fmt: str = "jpeg", samples: int = 20, warmup: int = 3
+) -> dict[str, Any]:
+    """Keypress -> painted for the bare ``ipywidgets.Image`` swap (the floor), ``samples`` ArrowRight steps on
+    the slider; returns :func:`summarize` plus the raw samples.  Shuts the notebook's kernel down after."""
+    name = f"floor_{size}_{fmt}.ipynb"
+    write_floor_notebook(server.root_dir / name, size=size, fmt=fmt, n_frames=samples + warmup + 2)
+    lab = LabPage(context, server)
+    try:
+        lab.open_notebook(name)
+        lab.run_all_cells()
+        if lab.errors():
+            raise HarnessError(f"floor notebook failed: {lab.errors()}")
+        img = lab.wait_for_widget(f"img.{FLOOR_IMAGE_CLASS}")
+        slider = lab.control(f".{FLOOR_SLIDER_CLASS}")
+        got = LatencyProbe(lab, img).series(slider, ["ArrowRight"] * (samples + warmup), warmup=warmup)
+    finally:
+        lab.close()
+        server.shutdown_kernels()
+    return {
+        "case": f"bare ipywidgets.Image {size} px {fmt}",
+        **summarize(got),
+        "samples": [m.as_dict() for m in got],
+    }
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        description="Browser floor latency: bare ipywidgets.Image swap in JupyterLab"
+    )
+    ap.add_argument("--size", type=int, action="append", help="frame side in px (repeatable; default 224)")
+    ap.add_argument(
+        "--fmt", choices=["jpeg", "png"], action="append", help="encoding (repeatable; default jpeg)"
+    )
+    ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--raw", action="store_true", help="include every sample in the JSON")
+    args = ap.parse_args(argv)
+    path, reason = ensure_chromium()
+    if not path:
+        print(reason, file=sys.stderr)
+        return 2
+    results = []
+    with lab_session(executable=path) as (server, ctx):
+        for size in args.size or [224]:
+            for fmt in args.fmt or ["jpeg"]:
+                r = measure_floor(server, ctx, size=size, fmt=fmt, samples=args.samples)
+                if not args.raw:
+                    r.pop("samples")
+                results.append(r)
+                print(json.dumps(r), file=sys.stderr)
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -18,18 +18,15 @@ import pytest
 
 from .jlab import HarnessError, LabPage, LatencyProbe, artifacts_dir, summarize
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
-
 REPO = Path(__file__).resolve().parents[2]
+TOUR = Path(os.environ.get("CAM_TOUR_NOTEBOOK") or REPO / "notebooks" / "01_tour.ipynb")
 ERROR_WORDS = re.compile(r"error|traceback|exception", re.IGNORECASE)
 
-
-def _tour_notebook() -> Path:
-    override = os.environ.get("CAM_TOUR_NOTEBOOK")
-    path = Path(override) if override else REPO / "notebooks" / "01_tour.ipynb"
-    if not path.is_file():
-        pytest.skip(f"{path} does not exist yet")
-    return path
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(not TOUR.is_file(), reason=f"{TOUR} does not exist yet"),
+]
 
 
 def _status(lab: LabPage, explorer) -> tuple[str, int]:
@@ -45,7 +42,7 @@ def _assert_clean(lab: LabPage, explorer, when: str) -> str:
 
 
 def test_tour_notebook_keyboard(lab: LabPage) -> None:
-    source = _tour_notebook()
+    source = TOUR
     lab.page.set_viewport_size({"width": 1280, "height": 1440})  # room for the whole panel in screenshots
     copy = lab.server.add(source.parent, "notebooks") / source.name
     assert copy.is_file()
