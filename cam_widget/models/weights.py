@@ -193,11 +193,10 @@ def load_default_weights(
         try:
             model.load_weights(target)
             return target
-        except Exception as exc:  # a damaged or foreign cache file: convert again below
+        except Exception as exc:  # a damaged or foreign cache file: convert again, replace it atomically
             warnings.warn(
                 f"cam-widget: rebuilding the damaged weights cache {target} ({exc})", RuntimeWarning, stacklevel=2
             )
-            target.unlink(missing_ok=True)
     convert_state_dict(model, load_legacy_state_dict(src))
     try:
         _save_atomically(model, target)
