@@ -24,7 +24,9 @@ from .errors import (
     ModelError,
     NoCAMHeadError,
 )
+from .evaluate import evaluate
 from .imaging import load_image
+from .localize import iou, localize, pointing_game
 from .render import overlay, shared_scale
 
 __version__ = "0.1.0"
@@ -36,10 +38,6 @@ _LAZY = {
     "load_model": "loading",
     "default_engine": "defaults",
     "sample_images": "samples",
-    "localize": "localize",
-    "pointing_game": "localize",
-    "iou": "localize",
-    "evaluate": "evaluate",
     "CAMExplorer": "widget",
 }
 

@@ -350,3 +350,13 @@ def test_default_model_evaluate_in_process(real_engine, monkeypatch, tmp_path, c
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["summary"]["n"] == 1 and doc["cases"][0]["pointing"] and doc["cases"][0]["top1_name"] == "espresso"
     assert "espresso" in capsys.readouterr().out
+
+
+def test_package_level_functions_are_not_shadowed_by_submodules():
+    import importlib
+
+    import cam_widget
+
+    importlib.import_module("cam_widget.evaluate")
+    importlib.import_module("cam_widget.localize")
+    assert callable(cam_widget.evaluate) and callable(cam_widget.localize)
