@@ -156,7 +156,7 @@ class CAMExplorer(widgets.VBox):
         relu: bool = True,
         png_max: int = 256,
         jpeg_quality: int = 90,
-        map_cache_bytes: int = 96 * 2**20,
+        map_cache_bytes: int = 32 * 2**20,
         max_upload_bytes: int = 25 * 2**20,
         max_upload_pixels: int = MAX_PIXELS,
         save_dir: str | os.PathLike = ".",
@@ -255,7 +255,7 @@ class CAMExplorer(widgets.VBox):
                 "Exact CAM: the GAP->Dense head's weights on this layer's features (needs a head here)",
                 "Grad-CAM: channel weights from gradients of the class score (any layer)",
             ],
-            style={"button_width": "80px"},
+            style={"button_width": "92px"},
         )
         self.refit_button = widgets.Button(
             description="Refit CAM head here", icon="wrench",
@@ -271,7 +271,10 @@ class CAMExplorer(widgets.VBox):
         self.save_button = widgets.Button(
             description="Save PNG", icon="download", tooltip="Write the full-resolution overlay as PNG",
         )
-        self.image_widget = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        # natural size (never stretched by the VBox), shrunk only to fit narrow outputs
+        self.image_widget = widgets.Image(
+            format="png", layout=widgets.Layout(max_width="100%", height="auto", align_self="flex-start")
+        )
         self._legend_lo = widgets.HTML()
         self._legend_bar = widgets.Image(format="png", width=256, height=12)
         self._legend_hi = widgets.HTML()
@@ -460,7 +463,7 @@ class CAMExplorer(widgets.VBox):
         """The widget view plus a static PNG of the current overlay (for nbconvert, GitHub, ...)."""
         data = super()._repr_mimebundle_(**kwargs)
         if self.threaded:
-            self.wait(timeout=30.0)
+            self.wait(timeout=10.0)  # show the newest state if a render is under way
         frame = self._frame
         rgb = None
         if frame is not None and frame.rgb is not None:
@@ -746,9 +749,8 @@ class CAMExplorer(widgets.VBox):
         except Exception as exc:
             self._show_error(exc)
         finally:
-            with self._quiet():
-                with contextlib.suppress(Exception):
-                    self.upload_control.value = ()  # free the bytes held by the widget
+            with self._quiet(), contextlib.suppress(Exception):
+                self.upload_control.value = ()  # free the bytes held by the widget
 
     def _on_refit_click(self, _button: Any) -> None:
         layer = self.layer_control.value
@@ -825,7 +827,7 @@ class CAMExplorer(widgets.VBox):
 
     def _no_head_message(self, layer: str) -> str:
         info = self._layer_infos.get(layer)
-        res = f" ({info.shape[0]}×{info.shape[1]})" if info is not None else ""
+        res = f" ({info.shape[0]}x{info.shape[1]})" if info is not None else ""
         fix = "switch Method to Grad-CAM (any layer, a gradient-based explanation)"
         if hasattr(self.engine, "refit_head"):
             fix += ", or press “Refit CAM head here” to fit an exact-CAM head on this layer"
@@ -874,7 +876,7 @@ class CAMExplorer(widgets.VBox):
     def _class_options(self, photo: _Photo) -> tuple[tuple[str, int], ...]:
         top = photo.top or []
         head = tuple((f"{r}. {name} — {p:.1%}", int(i)) for r, (i, name, p) in enumerate(top, 1))
-        sep = ((f"──── all {len(self._class_names)} classes, A–Z ────", SEPARATOR),)
+        sep = ((f"──── all {len(self._class_names)} classes, A-Z ────", SEPARATOR),)
         return head + sep + self._az_options
 
     def _layer_options(self) -> list[tuple[str, str]]:
@@ -883,11 +885,11 @@ class CAMExplorer(widgets.VBox):
         out = []
         for name, info in self._layer_infos.items():
             h, w, c = info.shape
-            label = f"{name} · {h}×{w}×{c}"
+            label = f"{name} · {h}x{w}x{c}"
             if name == own:
-                label = f"★ {label} · exact CAM (model head)"
+                label = f"★ {label} · CAM head"
             elif name in heads:
-                label = f"✓ {label} · exact CAM (refit head)"
+                label = f"✓ {label} · refit CAM head"
             out.append((label, name))
         return out
 
@@ -909,7 +911,7 @@ class CAMExplorer(widgets.VBox):
         name = self._class_names[s.class_index]
         p = float(photo.probs[s.class_index]) if photo.probs is not None else float("nan")
         info = self._layer_infos.get(s.layer)
-        res = f"{info.shape[0]}×{info.shape[1]}" if info is not None else "?"
+        res = f"{info.shape[0]}x{info.shape[1]}" if info is not None else "?"
         method = _METHOD_NAMES.get(s.method, s.method)
         if s.method == "cam":
             method += " (exact)"
@@ -928,7 +930,7 @@ class CAMExplorer(widgets.VBox):
         h, w = frame.rgb.shape[:2] if frame.rgb is not None else (0, 0)
         timing = (
             f"{_ms(t['total'])}: map {'cached' if cached else _ms(t['map'])}, blend {_ms(t['blend'])}, "
-            f"{frame.fmt.upper()} {w}×{h} {len(frame.data) / 1024:.0f} KB in {_ms(t['encode'])}"
+            f"{frame.fmt.upper()} {w}x{h} {len(frame.data) / 1024:.0f} KB in {_ms(t['encode'])}"
         )
         if t.get("classify", 0.0) > 0.002:
             timing += f", classify {_ms(t['classify'])}"
