@@ -755,10 +755,18 @@ class CAMExplorer(widgets.VBox):
     def _on_refit_click(self, _button: Any) -> None:
         layer = self.layer_control.value
         n = len(self._sources)
+        self.refit_button.disabled = True  # one refit at a time
         self.status.value = (
             f"Refitting a GAP → linear head on <code>{html.escape(layer)}</code> from {n} image(s)…"
         )
-        self._submit(lambda: self.refit(layer))
+
+        def job() -> None:
+            try:
+                self.refit(layer)
+            finally:
+                self.refit_button.disabled = False
+
+        self._submit(job)
 
     def _on_save_click(self, _button: Any) -> None:
         try:
@@ -923,6 +931,9 @@ class CAMExplorer(widgets.VBox):
                     parts.append(f"top-1 agreement {float(t1):.0%}")
                 if t5 is not None:
                     parts.append(f"top-5 overlap {float(t5):.0%}")
+                secs = _report_value(report, "seconds")
+                if secs is not None:
+                    parts.append(f"fitted in {float(secs):.1f} s")
                 method += " with a refit head" + (f" ({', '.join(parts)})" if parts else "")
         elif not self._has_cam(s.layer):
             method += " (no exact-CAM head on this layer)"

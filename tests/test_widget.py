@@ -626,3 +626,22 @@ def test_tour_notebook_is_stored_clean_and_ends_a_cell_with_the_explorer():
     assert any("engine = cam_widget.default_engine()" in s for s in sources)
     assert any(s.splitlines()[-1].startswith("cam_widget.CAMExplorer(engine, cam_widget.sample_images()") for s in sources)
     assert sum(c["cell_type"] == "markdown" for c in nb["cells"]) >= 3
+
+
+def test_real_refit_from_the_button_in_the_worker_thread(make, engine):
+    if not hasattr(engine, "refit_head"):
+        pytest.skip("this engine has no refit_head yet")
+    w = make(threaded=True, layer=NO_HEAD, method="cam")
+    assert w.wait(timeout=10) and "NoCAMHeadError" in w.status.value and "Refit" in w.status.value
+    try:
+        assert w.refit_button.layout.display != "none"
+        w.refit_button.click()
+        assert w.wait(timeout=60)
+        assert not w.refit_button.disabled
+        assert not is_error(w), w.status.value
+        assert NO_HEAD in w.refit_reports and "top-1 agreement" in w.status.value
+        assert engine.has_cam(NO_HEAD) and w.current_map().shape == (16, 16)
+        np.testing.assert_allclose(w.current_map(), engine.cam(w._photo("chelsea").rgb, w.state["class_index"],
+                                                               layer=NO_HEAD), rtol=1e-5, atol=1e-5)
+    finally:
+        engine.remove_head(NO_HEAD)
