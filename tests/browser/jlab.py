@@ -735,6 +735,13 @@ def _measurement_from(raw: dict[str, Any]) -> Measurement:
     carriers = [
         m for m in replies if m["msg_type"] == "comm_msg" and m["nbuffers"] > 0 and m["t"] <= painted["tMut"]
     ]
+    if (
+        not carriers
+    ):  # sent from a worker thread, the frame may carry another parent header: take the last one
+        carriers = [
+            m for m in ws
+            if m["dir"] == "recv" and m["msg_type"] == "comm_msg" and m["nbuffers"] > 0 and t0 <= m["t"] <= painted["tMut"]
+        ]  # fmt: skip
     img = carriers[-1] if carriers else None
     return Measurement(
         latency_ms=painted["tPaint"] - t0,
@@ -767,7 +774,8 @@ def summarize(samples: Sequence[Measurement]) -> dict[str, Any]:
         "latency_ms_max": round(max(lat), 2) if lat else None,
         "latency_ms_p90": round(sorted(lat)[int(0.9 * (len(lat) - 1))], 2) if lat else None,
         **{f"{k}_median": med(k) for k in
-           ("mutation_ms", "decoded_ms", "send_ms", "kernel_busy_ms", "kernel_reply_ms", "kernel_ms", "recv_ms")},
+           ("mutation_ms", "decoded_ms", "send_ms", "kernel_busy_ms", "kernel_reply_ms", "kernel_ms", "recv_ms",
+            "image_bytes")},
     }  # fmt: skip
 
 
