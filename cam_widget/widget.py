@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import html
 import os
 import re
@@ -107,6 +108,19 @@ def _ms(seconds: float) -> str:
 
 def _safe_filename(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "image"
+
+
+def _guarded(handler: Callable[..., None]) -> Callable[..., None]:
+    """Widget callbacks never raise: an exception is shown in the status line instead."""
+
+    @functools.wraps(handler)
+    def wrapper(self: CAMExplorer, *args: Any) -> None:
+        try:
+            handler(self, *args)
+        except Exception as exc:
+            self._show_error(exc)
+
+    return wrapper
 
 
 def _report_value(report: Any, key: str) -> Any:
@@ -687,15 +701,18 @@ class CAMExplorer(widgets.VBox):
         self.status.value = self._error_html(exc)
 
     # ================================================================== handlers
+    @_guarded
     def _on_change(self, change: dict) -> None:
         if not self._is_quiet():
             self._request()
 
+    @_guarded
     def _on_class(self, change: dict) -> None:
         if self._is_quiet() or change["new"] is None or change["new"] == SEPARATOR:
             return
         self._request()
 
+    @_guarded
     def _on_class_index(self, change: dict) -> None:
         """Keyboard users step over the separator instead of stopping on it."""
         if self._is_quiet():
@@ -711,6 +728,7 @@ class CAMExplorer(widgets.VBox):
         except Exception as exc:
             self._show_error(exc)
 
+    @_guarded
     def _on_search(self, change: dict) -> None:
         if self._is_quiet():
             return
@@ -718,12 +736,14 @@ class CAMExplorer(widgets.VBox):
         if index is not None and index != self.class_control.value:
             self.class_control.value = index  # renders via _on_class
 
+    @_guarded
     def _on_layer(self, change: dict) -> None:
         if self._is_quiet():
             return
         self._update_refit_button()
         self._request()
 
+    @_guarded
     def _on_upload(self, change: dict) -> None:
         files = change["new"]
         if self._is_quiet() or not files:
@@ -752,6 +772,7 @@ class CAMExplorer(widgets.VBox):
             with self._quiet(), contextlib.suppress(Exception):
                 self.upload_control.value = ()  # free the bytes held by the widget
 
+    @_guarded
     def _on_refit_click(self, _button: Any) -> None:
         layer = self.layer_control.value
         n = len(self._sources)
@@ -768,6 +789,7 @@ class CAMExplorer(widgets.VBox):
 
         self._submit(job)
 
+    @_guarded
     def _on_save_click(self, _button: Any) -> None:
         try:
             path = self.save()

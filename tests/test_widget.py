@@ -422,6 +422,20 @@ def test_any_engine_exception_is_shown_with_its_class_name(make, engine):
     assert is_error(w) and "no overlay" in w.status.value
 
 
+def test_handler_exceptions_never_escape(make, monkeypatch):
+    w = make()
+
+    def boom() -> None:
+        raise RuntimeError("boom in a handler")
+
+    monkeypatch.setattr(w, "_update_refit_button", boom)
+    w.layer_control.value = NO_HEAD  # the callback raises inside; the assignment must not
+    assert is_error(w) and "RuntimeError" in w.status.value and "boom in a handler" in w.status.value
+    monkeypatch.undo()
+    w.method_control.value = "gradcam"
+    assert not is_error(w)
+
+
 # ------------------------------------------------------------------------------------------------ coalescing
 def test_sync_burst_of_500_events_ends_on_the_last_state(make, engine, photos):
     w = make(png_max=0)  # JPEG frames: cheap, and byte-identical for identical pixels
