@@ -76,12 +76,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 def lab(request: pytest.FixtureRequest, lab_server: LabServer, browser_context: object) -> Iterator[LabPage]:
     """A new JupyterLab tab.  At teardown: a screenshot if the test failed, the browser console saved, the tab
     closed and every kernel shut down."""
+    name = request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
+    (artifacts_dir() / f"FAILED-{name}.png").unlink(missing_ok=True)  # stale from an earlier run
     page = LabPage(browser_context, lab_server)
     try:
         yield page
     finally:
         rep = getattr(request.node, "rep_call", None)
-        name = request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
         if rep is not None and rep.failed:
             with contextlib.suppress(Exception):
                 page.screenshot(f"FAILED-{name}")
