@@ -149,6 +149,12 @@ def load_snapshot() -> dict[str, Any]:
     return snap
 
 
+DISTRIBUTIONS = (
+    "tensorflow-cpu", "tensorflow", "keras", "numpy", "opencv-python-headless", "matplotlib", "ipywidgets",
+    "jupyterlab", "ipykernel", "playwright", "tf-keras-vis", "psutil", "cam-widget",
+)  # fmt: skip
+
+
 def machine_info(chromium: bool = True) -> dict[str, Any]:
     """What this run ran on: CPU, cores, RAM, OS, library versions, commit."""
     try:
@@ -162,13 +168,7 @@ def machine_info(chromium: bool = True) -> dict[str, Any]:
         "ram_gib": _ram_gib(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "versions": {
-            d: _version(d)
-            for d in (
-                "tensorflow-cpu", "tensorflow", "keras", "numpy", "opencv-python-headless", "matplotlib",
-                "ipywidgets", "jupyterlab", "ipykernel", "playwright", "tf-keras-vis", "psutil", "cam-widget",
-            )
-        },  # fmt: skip
+        "versions": {d: _version(d) for d in DISTRIBUTIONS},
         "commit": _git("rev-parse", "--short", "HEAD"),
         "dirty_files": len((_git("status", "--porcelain", "--untracked-files=no") or "").splitlines()),
     }
@@ -193,15 +193,28 @@ _ENGINES: dict[tuple[int, int], Any] = {}
 
 
 def engine(input_size: int = 224, cache_bytes: int | None = None) -> Any:
-    """The default EfficientNet-Lite0 engine, built once per process (``cache_bytes`` given: a fresh one)."""
+    """The default EfficientNet-Lite0 engine, built once per process.  With ``cache_bytes``: a fresh engine (own
+    cache, own compiled functions) on the same model and preprocessing."""
     import cam_widget
 
-    if cache_bytes is not None:
-        return cam_widget.default_engine(input_size, cache_bytes=cache_bytes)
     key = (input_size, 0)
     if key not in _ENGINES:
         _ENGINES[key] = cam_widget.default_engine(input_size)
-    return _ENGINES[key]
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")  # fresh engines below retrace on purpose; no retracing warnings
+    if cache_bytes is None:
+        return _ENGINES[key]
+    base = _ENGINES[key]
+    from cam_widget.defaults import default_preprocess
+
+    return cam_widget.CAMEngine(
+        base.model,
+        preprocess=default_preprocess,
+        class_names=base.class_names,
+        input_size=base.input_size,
+        cache_bytes=cache_bytes,
+    )
 
 
 def photo(name: str = PHOTO) -> Any:
@@ -262,7 +275,9 @@ def variants(n: int, longest: int | None = None) -> list[Any]:
 def arg_parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="a fast smoke run: fewer repeats and sizes")
-    p.add_argument("--out", type=Path, default=None, help="JSON file for the results (default bench/results/)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="JSON file for the results (default bench/results/)"
+    )
     p.add_argument("--repeats", type=int, default=None, help="override the number of timed repeats")
     return p
 
@@ -296,7 +311,9 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def envelope(name: str, quick: bool, body: dict[str, Any], started: float, load_before: dict[str, Any]) -> dict:
+def envelope(
+    name: str, quick: bool, body: dict[str, Any], started: float, load_before: dict[str, Any]
+) -> dict:
     """The common wrapper every benchmark writes: what, how to rerun, when, on what, how loaded."""
     return {
         "benchmark": name,

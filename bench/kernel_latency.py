@@ -47,7 +47,9 @@ def _setter(ex: Any, control: Any, values: list[Any], check: bool = True) -> Any
     return fn
 
 
-def measure_size(engine: Any, display: int, rounds: int, per_round: int, layer_reps: int, profile: bool) -> dict:
+def measure_size(
+    engine: Any, display: int, rounds: int, per_round: int, layer_reps: int, profile: bool
+) -> dict:
     import numpy as np
 
     from cam_widget import render
@@ -70,9 +72,9 @@ def measure_size(engine: Any, display: int, rounds: int, per_round: int, layer_r
     seed = SeedPath(engine)
 
     # warm every cached path once
-    for c in top + [top[0]]:
+    for c in [*top, top[0]]:
         ex.class_control.value = c
-    for cm in curated + ["jet"]:
+    for cm in [*curated, "jet"]:
         ex.colormap_control.value = cm
     ex.alpha_control.value = 0.5
     seed.frame(src, src, top[0])
@@ -179,7 +181,9 @@ def measure_size(engine: Any, display: int, rounds: int, per_round: int, layer_r
     seed_med = out["cases"]["seed"]
     out["speedup_vs_seed"] = {k: ratio(seed_med, v) for k, v in out["cases"].items() if k != "seed"}
     out["seed_without_forward_ms"] = round(
-        float(np.median([a + b for a, b in zip(seed_parts["loop"], seed_parts["figure"])])) * 1e3, 3
+        float(np.median([a + b for a, b in zip(seed_parts["loop"], seed_parts["figure"], strict=True)]))
+        * 1e3,
+        3,
     )
     out["targets"] = {
         k: {
@@ -231,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{s['display']} px ({s['frame']['width']}x{s['frame']['height']} {s['frame']['format']}):")
         for k in c:
             sp = s["speedup_vs_seed"].get(k)
-            print(f"  {k:24s} {common.fmt_ms(c[k]['median_ms']):>12s}" + (f"  {sp:8.1f}x vs seed" if sp else ""))
+            print(
+                f"  {k:24s} {common.fmt_ms(c[k]['median_ms']):>12s}" + (f"  {sp:8.1f}x vs seed" if sp else "")
+            )
     print(f"-> {path}")
     return 0
 

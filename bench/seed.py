@@ -65,7 +65,12 @@ class SeedPath:
         return buf.getvalue()
 
     def frame(
-        self, rgb: np.ndarray, display: np.ndarray, class_index: int, alpha: float = 0.5, colormap: str = "jet"
+        self,
+        rgb: np.ndarray,
+        display: np.ndarray,
+        class_index: int,
+        alpha: float = 0.5,
+        colormap: str = "jet",
     ) -> tuple[bytes, dict[str, float]]:
         """One interaction of the seed: returns the PNG bytes and the seconds spent in each step."""
         t0 = now()

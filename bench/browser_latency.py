@@ -1,0 +1,359 @@
+"""Benchmark 2: browser latency, keypress -> new overlay painted, in JupyterLab + headless Debian Chromium.
+
+For CAMExplorer's alpha slider and class dropdown (driven with the keyboard, timed inside the page by the harness
+of ``tests/browser/jlab.py``: keydown event -> ``<img src>`` mutation -> decoded -> painted), versus the floor of
+this stack in the same run: a bare ``ipywidgets.Image`` whose slider / dropdown swap pre-encoded frames -- the very
+frames CAMExplorer produced during the run, so size, format and content are identical.  Explorer and floor blocks
+alternate (two tabs, brought to the front in turn) so machine noise hits both.
+
+Breakdown per keypress (medians), from the kernel websocket recorded in the page and from timers wrapped around
+``cam_widget.render`` / ``engine.cam`` inside the kernel (benchmark-only instrumentation, set up in the notebook):
+keydown -> message sent -> kernel busy -> image sent (kernel: compute + encode + serialisation) -> received ->
+painted.
+
+    .venv/bin/python -m bench.browser_latency [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+from . import common
+from .common import log, now
+
+NAME = "browser_latency"
+sys.path.insert(0, str(common.REPO_ROOT / "tests" / "browser"))
+
+SETUP = """\
+import json, pickle, sys, time
+sys.path.insert(0, {repo!r})
+import cam_widget
+from cam_widget import render
+from bench.common import at_longest
+
+engine = cam_widget.default_engine()
+from cam_widget.samples import sample_image
+photo = sample_image("chelsea")
+if {longest!r}:
+    photo = at_longest(photo, {longest!r})
+
+# benchmark-only timers around the rendering steps (the widget calls them as render.<name>)
+LOG, CTRL, FRAMES = [], [], []
+def _timed(fn, tag):
+    def wrapper(*a, **k):
+        t0 = time.perf_counter()
+        out = fn(*a, **k)
+        t1 = time.perf_counter()
+        if tag == "encode":
+            shape, fmt = a[0].shape, (a[1] if len(a) > 1 else k.get("fmt", "png"))
+            LOG.append((tag, t0, t1, shape[0], shape[1]))
+            if shape[0] > 16 and len(FRAMES) < 200:
+                FRAMES.append((fmt, shape, out))
+        else:
+            LOG.append((tag, t0, t1))
+        return out
+    return wrapper
+for _name in ("to_index", "blend", "encode"):
+    setattr(render, _name, _timed(getattr(render, _name), _name))
+engine.cam = _timed(engine.cam, "engine.cam")
+
+explorer = cam_widget.CAMExplorer(engine, {{"photo": photo}}, display_size={display!r}{threaded})
+explorer.alpha_control.observe(lambda ch: CTRL.append(("control", time.perf_counter())), "value")
+explorer.class_control.observe(lambda ch: CTRL.append(("control", time.perf_counter())), "value")
+explorer.image_widget.observe(lambda ch: CTRL.append(("image", time.perf_counter(), len(ch["new"]))), "value")
+print("kernel python:", sys.executable)
+print("frame:", explorer.overlay_rgb.shape, explorer.image_widget.format, "threaded:", explorer.threaded)
+"""
+
+DUMP = """\
+import json as _j
+_out = {{"log": LOG[:], "ctrl": CTRL[:], "format": explorer.image_widget.format,
+        "shape": list(explorer.overlay_rgb.shape), "bytes": len(explorer.image_widget.value)}}
+if {frames_path!r}:  # the frames as sent: same format and size as the one on screen
+    _fmt, _shape = explorer.image_widget.format, explorer.overlay_rgb.shape
+    with open({frames_path!r}, "wb") as _f:
+        pickle.dump([b for f, s, b in FRAMES if f == _fmt and s == _shape][-64:], _f)
+LOG.clear(); CTRL.clear()
+print(_j.dumps(_out))
+"""
+
+KERNEL_EXEC_JS = """async (code) => {
+  const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const fut = k.requestExecute({code, silent: false, store_history: false});
+  const out = [];
+  fut.onIOPub = (msg) => {
+    const t = msg.header.msg_type;
+    if (t === 'stream') out.push(msg.content.text);
+    if (t === 'error') out.push('ERROR ' + msg.content.ename + ': ' + msg.content.evalue);
+  };
+  await fut.done;
+  return out.join('');
+}"""
+
+
+def kernel_exec(lab: Any, code: str) -> str:
+    """Run ``code`` in the notebook's kernel (not as a cell); return its printed output."""
+    out = lab.page.evaluate(KERNEL_EXEC_JS, code)
+    if out.startswith("ERROR"):
+        raise RuntimeError(out)
+    return out
+
+
+def _kernel_breakdown(dump: dict[str, Any]) -> dict[str, Any]:
+    """Per published frame: control change -> image value set in the kernel, and the steps inside it."""
+    ctrl, log_ = dump["ctrl"], dump["log"]
+    handling, compute, encode = [], [], []
+    last_ctrl = None
+    for ev in ctrl:
+        if ev[0] == "control":
+            last_ctrl = ev[1]
+        elif ev[0] == "image" and last_ctrl is not None:
+            t0, t1 = last_ctrl, ev[1]
+            handling.append(t1 - t0)
+            steps = [e for e in log_ if e[1] >= t0 and e[2] <= t1]
+            compute.append(sum(e[2] - e[1] for e in steps if e[0] != "encode"))
+            encode.append(sum(e[2] - e[1] for e in steps if e[0] == "encode"))
+            last_ctrl = None
+
+    def med(v: list[float]) -> float | None:
+        return round(statistics.median(v) * 1e3, 3) if v else None
+
+    return {
+        "frames": len(handling),
+        "control_to_image_ms": med(handling),
+        "compute_ms": med(compute),
+        "encode_ms": med(encode),
+    }
+
+
+def _timeline(summary: dict[str, Any]) -> dict[str, Any]:
+    """Where the keypress -> painted time goes (medians of each boundary; differences of medians)."""
+    g = summary.get
+
+    def d(a: str | None, b: str) -> float | None:
+        va = 0.0 if a is None else g(a)
+        vb = g(b)
+        return None if va is None or vb is None else round(vb - va, 2)
+
+    return {
+        "keydown_to_sent": g("send_ms_median"),
+        "sent_to_kernel_busy": d("send_ms_median", "kernel_busy_ms_median"),
+        "kernel_busy_to_image_sent": d("kernel_busy_ms_median", "kernel_reply_ms_median"),
+        "image_sent_to_received": d("kernel_reply_ms_median", "recv_ms_median"),
+        "received_to_src_set": d("recv_ms_median", "mutation_ms_median"),
+        "src_set_to_decoded": d("mutation_ms_median", "decoded_ms_median"),
+        "decoded_to_painted": d("decoded_ms_median", "latency_ms_median"),
+    }
+
+
+def _series(lab: Any, probe: Any, ctl: Any, n: int, alternate: bool, warmup: int) -> list[Any]:
+    out = []
+    for i in range(n + warmup):
+        key = lab.step_key(ctl, forward=(i % 2 == 0) if alternate else True)
+        m = probe.measure(ctl, key, timeout=60, settle_ms=150)
+        if i >= warmup:
+            out.append(m)
+        time.sleep(0.1)
+    return out
+
+
+def _case(samples: list[Any]) -> dict[str, Any]:
+    import jlab
+
+    s = jlab.summarize(samples)
+    return {**s, "timeline": _timeline(s), "samples": [m.as_dict() for m in samples]}
+
+
+def measure_config(
+    server: Any,
+    ctx: Any,
+    label: str,
+    display: int,
+    longest: int | None,
+    n: int,
+    rounds: int,
+    threaded: bool | None = None,
+) -> dict:
+    import jlab
+
+    tag = f"{display}_{longest or 'native'}" + ("" if threaded is None else f"_threaded{int(threaded)}")
+    frames_path = server.base_dir / f"frames_{tag}.pkl"
+    nb = f"explorer_{tag}.ipynb"
+    jlab.write_notebook(
+        server.root_dir / nb,
+        [
+            ("markdown", f"# CAMExplorer latency: {label}"),
+            SETUP.format(
+                repo=str(common.REPO_ROOT),
+                longest=longest,
+                display=display,
+                threaded="" if threaded is None else f", threaded={threaded!r}",
+            ),
+            "explorer",
+        ],
+    )
+    ex_lab = jlab.LabPage(ctx, server)
+    fl_lab = None
+    res: dict[str, Any] = {
+        "label": label,
+        "display_size": display,
+        "source_longest": longest,
+        "threaded": "default (True in a kernel)" if threaded is None else threaded,
+    }
+    try:
+        t0 = now()
+        ex_lab.open_notebook(nb, timeout=180)
+        ex_lab.run_all_cells(timeout=240)
+        if ex_lab.errors():
+            raise jlab.HarnessError(f"explorer notebook failed: {ex_lab.errors()}")
+        img = ex_lab.wait_for_widget("img.cam-image", timeout=120)
+        ex_lab.page.wait_for_function(
+            "(el) => el.innerText.trim().length > 0",
+            arg=ex_lab.page.locator(".cam-explorer .cam-status").first.element_handle(),
+            timeout=60_000,
+            polling=100,
+        )
+        res["notebook_ready_s"] = round(now() - t0, 1)
+        alpha_ctl = ex_lab.control(".cam-explorer .cam-alpha")
+        class_ctl = ex_lab.control(".cam-explorer .cam-class")
+        probe = jlab.LatencyProbe(ex_lab, img)
+        kernel_exec(ex_lab, "LOG.clear(); CTRL.clear()")
+
+        samples: dict[str, list[Any]] = {k: [] for k in ("alpha", "class_first", "class_cached")}
+        kern: dict[str, list[dict[str, Any]]] = {k: [] for k in samples}
+        # class, first time: step down the list from the top-1 (each class new to the widget's map cache)
+        samples["class_first"] += _series(ex_lab, probe, class_ctl, max(3, n // 2), alternate=False, warmup=0)
+        kern["class_first"].append(json.loads(kernel_exec(ex_lab, DUMP.format(frames_path=""))))
+        # warm the two classes the cached series toggles between
+        for fwd in (True, False, True, False):
+            ex_lab.press_and_wait_change(class_ctl, ex_lab.step_key(class_ctl, forward=fwd), img)
+        kernel_exec(ex_lab, "LOG.clear(); CTRL.clear()")
+
+        # the floor notebook: the explorer's own frames (written by the first alpha block)
+        fl_nb = f"floor_{tag}.ipynb"
+        for r in range(rounds):
+            ex_lab.page.bring_to_front()
+            samples["alpha"] += _series(
+                ex_lab, probe, alpha_ctl, n, alternate=True, warmup=2 if r == 0 else 1
+            )
+            kern["alpha"].append(json.loads(kernel_exec(ex_lab, DUMP.format(frames_path=str(frames_path)))))
+            samples["class_cached"] += _series(ex_lab, probe, class_ctl, n, alternate=True, warmup=1)
+            dump = json.loads(kernel_exec(ex_lab, DUMP.format(frames_path="")))
+            kern["class_cached"].append(dump)
+            res["frame"] = {"format": dump["format"], "shape": dump["shape"], "bytes": dump["bytes"]}
+            if fl_lab is None:
+                jlab.write_floor_notebook(
+                    server.root_dir / fl_nb, fmt=dump["format"],
+                    frames_code=f"import pickle\nframes = pickle.load(open({str(frames_path)!r}, 'rb'))",
+                )  # fmt: skip
+                fl_lab = jlab.LabPage(ctx, server)
+                fl_lab.open_notebook(fl_nb, timeout=120)
+                fl_lab.run_all_cells(timeout=120)
+                if fl_lab.errors():
+                    raise jlab.HarnessError(f"floor notebook failed: {fl_lab.errors()}")
+                fl_img = fl_lab.wait_for_widget(f"img.{jlab.FLOOR_IMAGE_CLASS}")
+                fl_slider = fl_lab.control(f".{jlab.FLOOR_SLIDER_CLASS}")
+                fl_drop = fl_lab.control(f".{jlab.FLOOR_DROPDOWN_CLASS}")
+                fl_probe = jlab.LatencyProbe(fl_lab, fl_img)
+                samples["floor_slider"], samples["floor_dropdown"] = [], []
+            fl_lab.page.bring_to_front()
+            samples["floor_slider"] += _series(fl_lab, fl_probe, fl_slider, n, alternate=True, warmup=1)
+            samples["floor_dropdown"] += _series(fl_lab, fl_probe, fl_drop, n, alternate=True, warmup=1)
+            log(f"[browser] {label} round {r + 1}/{rounds}: " + ", ".join(
+                f"{k} {statistics.median([m.latency_ms for m in v]):.0f} ms" for k, v in samples.items() if v))  # fmt: skip
+        ex_lab.page.bring_to_front()
+        jlab_dir = jlab.artifacts_dir()
+        ex_lab.screenshot(f"bench_explorer_{tag}", scroll_to=img)
+        res["screenshot"] = str((jlab_dir / f"bench_explorer_{tag}.png").relative_to(common.REPO_ROOT))
+        res["cases"] = {k: _case(v) for k, v in samples.items()}
+        res["kernel"] = {
+            k: _kernel_breakdown(
+                {"ctrl": [e for d in v for e in d["ctrl"]], "log": [e for d in v for e in d["log"]]}
+            )
+            for k, v in kern.items()
+        }
+        res["errors"] = ex_lab.errors()
+        c = res["cases"]
+        res["ratios_vs_floor"] = {
+            "alpha": common.ratio(c["alpha"]["latency_ms_median"], c["floor_slider"]["latency_ms_median"]),
+            "class_cached": common.ratio(
+                c["class_cached"]["latency_ms_median"], c["floor_dropdown"]["latency_ms_median"]
+            ),
+            "class_first": common.ratio(
+                c["class_first"]["latency_ms_median"], c["floor_dropdown"]["latency_ms_median"]
+            ),
+        }
+    finally:
+        for lab in (ex_lab, fl_lab):
+            if lab is not None:
+                lab.close()
+        server.shutdown_kernels()
+    return res
+
+
+def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> dict[str, Any]:
+    import jlab
+
+    path, reason = jlab.ensure_chromium(install=True)
+    if not path:
+        return {"skipped": reason}
+    configs = [("default: display_size=768, the 451x300 photo at its own size", 768, None, None)]
+    if not quick:
+        configs += [
+            ("1024 px: the photo upscaled to 1024 px first, display_size=1024", 1024, 1024, None),
+            ("224 px: display_size=224", 224, None, None),
+            # the same as the default but rendering in the comm handler, not the worker thread (a public option)
+            ("default, threaded=False (render in the comm handler)", 768, None, False),
+        ]
+    n = repeats or (5 if quick else 10)
+    rounds = 1 if quick else 2
+    out = []
+    with jlab.lab_session(executable=path) as (server, ctx):
+        for label, display, longest, threaded in configs:
+            log(f"[browser] {label}")
+            out.append(measure_config(server, ctx, label, display, longest, n, rounds, threaded))
+    targets = {}
+    for cfg in out:
+        r = cfg["ratios_vs_floor"]
+        targets[cfg["label"]] = {
+            k: {"ratio": r[k], "target": 1.25, "met": bool(r[k] is not None and r[k] <= 1.25)}
+            for k in ("alpha", "class_cached")
+        }
+    return {
+        "chromium": path,
+        "samples_per_case": n * rounds,
+        "configs": out,
+        "targets": targets,
+        "method": (
+            "Each case: keydown -> new <img> painted, timed in the page (tests/browser/jlab.py LatencyProbe). "
+            "Floor: bare ipywidgets.Image + IntSlider / Dropdown swapping the explorer's own encoded frames. "
+            "Alpha and floor_slider steps alternate ArrowRight/ArrowLeft; class steps PageDown/PageUp."
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = common.arg_parser(__doc__.splitlines()[0]).parse_args(argv)
+    started, load = now(), common.load_snapshot()
+    body = run(quick=args.quick, repeats=args.repeats)
+    result = common.envelope(NAME, args.quick, body, started, load)
+    path = common.save(result, args.out, NAME, args.quick)
+    if "skipped" in body:
+        print("skipped:", body["skipped"])
+        return 0
+    for cfg in body["configs"]:
+        print(cfg["label"], cfg.get("frame"))
+        for k, v in cfg["cases"].items():
+            print(f"  {k:16s} median {v['latency_ms_median']:7.1f} ms  timeline {v['timeline']}")
+        print("  kernel:", cfg["kernel"])
+        print("  ratios vs floor:", cfg["ratios_vs_floor"])
+    print(f"-> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
