@@ -161,11 +161,31 @@ def _series(lab: Any, probe: Any, ctl: Any, n: int, alternate: bool, warmup: int
     return out
 
 
+def _messages(m: Any) -> dict[str, Any]:
+    """Kernel -> browser widget messages caused by one keypress, and where the image came among them."""
+    sent = {w["msg_id"] for w in m.raw.get("ws", []) if w["dir"] == "send"}
+    recv = [
+        w
+        for w in m.raw.get("ws", [])
+        if w["dir"] == "recv" and w["msg_type"] == "comm_msg" and w["parent_id"] in sent
+    ]
+    pos = next((i for i, w in enumerate(recv) if w["nbuffers"] > 0), None)
+    return {"comm_msgs": len(recv), "image_position": None if pos is None else pos + 1}
+
+
 def _case(samples: list[Any]) -> dict[str, Any]:
     import jlab
 
     s = jlab.summarize(samples)
-    return {**s, "timeline": _timeline(s), "samples": [m.as_dict() for m in samples]}
+    msgs = [_messages(m) for m in samples]
+    s["comm_msgs_median"] = statistics.median([x["comm_msgs"] for x in msgs]) if msgs else None
+    pos = [x["image_position"] for x in msgs if x["image_position"] is not None]
+    s["image_message_position_median"] = statistics.median(pos) if pos else None
+    return {
+        **s,
+        "timeline": _timeline(s),
+        "samples": [{**m.as_dict(), **x} for m, x in zip(samples, msgs, strict=True)],
+    }
 
 
 def measure_config(

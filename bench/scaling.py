@@ -75,6 +75,12 @@ def _display_row(engine: Any, d: int, repeats: int) -> dict[str, Any]:
     lut3 = np.ascontiguousarray(lut.reshape(256, 1, 3))
     heat = lut[idx]
     assert (cv2.applyColorMap(idx, lut3) == heat).all()  # the candidate fix for blend is exact
+
+    def to_index_candidate(i: int) -> Any:  # same rounding (half to even) and saturation in one OpenCV pass
+        unit = render.normalize_cam(cam)
+        return cv2.convertScaleAbs(cv2.resize(unit, (w, h), interpolation=cv2.INTER_LINEAR), alpha=255.0)
+
+    assert (to_index_candidate(0) == idx).all()
     row = {
         "display": d,
         "width": w,
@@ -87,6 +93,7 @@ def _display_row(engine: Any, d: int, repeats: int) -> dict[str, Any]:
         "engine_cam_ms": _med(lambda i: engine.cam(src, top[i % 5]), repeats),
         "engine_prepare_hash_ms": _med(lambda i: engine.prepare(src), repeats),
         "to_index_ms": _med(lambda i: render.to_index(cam, (h, w)), repeats),
+        "to_index_convertscaleabs_ms": _med(to_index_candidate, repeats),
         "lut_fancy_index_ms": _med(lambda i: lut[idx], repeats),
         "lut_cv2_applycolormap_ms": _med(lambda i: cv2.applyColorMap(idx, lut3), repeats),
         "add_weighted_ms": _med(lambda i: cv2.addWeighted(heat, 0.5, src, 0.5, 0.0), repeats),

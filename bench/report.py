@@ -1,0 +1,841 @@
+"""BENCHMARKS.md and bench/benchmarks.png from the JSON results in bench/results/.
+
+Every number in the report comes from a results file, and every section names the command that reproduces it.
+The "what missed and why" notes are derived from the same numbers (they change when the numbers change).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+from . import common
+from .common import fmt_ms
+
+NAMES = ("kernel_latency", "browser_latency", "throughput", "memory", "scaling")
+CASE_LABELS = {
+    "seed": "seed path (forward + Python loop + matplotlib PNG)",
+    "alpha": "alpha change",
+    "colormap": "colormap change (seen before)",
+    "colormap_first": "colormap change (first time)",
+    "class_cached": "class change (seen before)",
+    "class_first": "class change (first time; features cached)",
+    "layer_first_with_trace": "layer change, first ever (traces the Grad-CAM graph)",
+    "layer_first": "layer change, first time for this photo (one gradient pass)",
+    "layer_cached": "layer change (seen before)",
+    "floor": "floor: LUT blend + JPEG encode only (render, no widget)",
+}
+for _k in ("alpha", "colormap", "colormap_first", "class_cached", "class_first"):
+    CASE_LABELS[f"{_k}_proposed"] = CASE_LABELS[_k] + ", **proposed fixes** (prototype)"
+
+
+def _load(results_dir: Path) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name in NAMES:
+        p = Path(results_dir) / f"{name}.json"
+        if p.is_file():
+            out[name] = json.loads(p.read_text())
+    return out
+
+
+def _cmd(r: dict[str, Any]) -> str:
+    return f"`{r.get('command') or common.command_for(r['benchmark'])}`"
+
+
+def _x(v: float | None, digits: int = 0) -> str:
+    return "n/a" if v is None else f"{v:,.{digits}f}x"
+
+
+def _yes(met: bool | None) -> str:
+    return "n/a" if met is None else ("**met**" if met else "**missed**")
+
+
+def _load_note(r: dict[str, Any]) -> str:
+    b, a = r.get("load_before", {}), r.get("load_after", {})
+    lb, la = b.get("loadavg"), a.get("loadavg")
+    s = f"ran {r.get('started', '?')}, {r.get('seconds', '?')} s"
+    if lb:
+        s += f"; load average before {lb[0]:.2f}"
+    if la:
+        s += f", after {la[0]:.2f}"
+    return s
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _machine(res: dict[str, Any]) -> list[str]:
+    m = next((r["machine"] for r in res.values() if "machine" in r), common.machine_info())
+    chromium = next(
+        (r["machine"].get("chromium") for r in res.values() if r["machine"].get("chromium")), None
+    )
+    v = m.get("versions", {})
+    lines = [
+        "## The machine",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| CPU | {m.get('cpu')} |",
+        f"| cores | {m.get('logical_cpus')} logical, {m.get('usable_cpus')} usable by this process; no GPU |",
+        f"| RAM | {m.get('ram_gib')} GiB |",
+        f"| OS, Python | {m.get('os')}, Python {m.get('python')} |",
+        "| versions | " + ", ".join(f"{k} {val}" for k, val in v.items()) + " |",
+    ]
+    if chromium:
+        lines.append(f"| browser | {chromium} (headless, driven by Playwright) |")
+    lines.append(
+        f"| commit | {m.get('commit')} (+{m.get('dirty_files', 0)} modified tracked files at run time) |"
+    )
+    loads = [
+        f"{n}: {r['load_before'].get('loadavg', ['?'])[0]} -> {r['load_after'].get('loadavg', ['?'])[0]}"
+        for n, r in res.items()
+        if "load_before" in r and "load_after" in r
+    ]
+    lines += [
+        "",
+        "**The machine is shared and noisy.** Two cores, and other engineers run test suites, notebooks and "
+        "TensorFlow jobs on them while these benchmarks run. Load averages (1 min) before -> after each "
+        "benchmark: "
+        + ("; ".join(loads) or "not recorded")
+        + ". Therefore: every number is a **median** over "
+        "repeats, every comparison is a **ratio measured in the same run** with the compared paths interleaved "
+        "round by round, and absolute milliseconds should be read as upper bounds (a quiet machine is faster; "
+        "ratios move much less).",
+        "",
+    ]
+    return lines
+
+
+def _summary(res: dict[str, Any]) -> list[str]:
+    rows = []
+    k = res.get("kernel_latency")
+    if k:
+        for s in k["sizes"]:
+            for case, t in s["targets"].items():
+                after = ""
+                if t.get("speedup_proposed") is not None:
+                    after = (
+                        f"; with the proposed fixes {_x(t['speedup_proposed'])} "
+                        f"({fmt_ms(s['cases'][case + '_proposed']['median_ms'])}, "
+                        f"{'would meet' if t['met_proposed'] else 'would still miss'})"
+                    )
+                rows.append(
+                    (
+                        f"kernel: {CASE_LABELS.get(case, case)} at {s['display']} px vs the seed path",
+                        ">= 100x (aim 500x)",
+                        f"{_x(t['speedup'])} ({fmt_ms(s['cases'][case]['median_ms'])} vs "
+                        f"{fmt_ms(s['cases']['seed']['median_ms'])}){after}",
+                        _yes(t["met"]),
+                        _cmd(k),
+                    )
+                )
+    b = res.get("browser_latency")
+    if b and "configs" in b:
+        for cfg in b["configs"]:
+            for case, key in (("alpha", "floor_slider"), ("class_cached", "floor_dropdown")):
+                r = cfg["ratios_vs_floor"].get(case)
+                c = cfg["cases"]
+                rows.append(
+                    (
+                        f"browser: {case.replace('_', ' ')} keypress -> painted, {cfg['label']}",
+                        "<= 1.25x the floor",
+                        f"{_x(r, 2)} ({fmt_ms(c[case]['latency_ms_median'])} vs "
+                        f"{fmt_ms(c[key]['latency_ms_median'])})",
+                        _yes(None if r is None else r <= 1.25),
+                        _cmd(b),
+                    )
+                )
+    t = res.get("throughput")
+    if t:
+        p = t["paths"]
+        peer = t["ratios"]["peer"]
+        rows.append(
+            (
+                f"throughput: engine CAM vs {peer.replace('_', ' ')}, {t['images']} photos",
+                ">= 2x",
+                f"{_x(t['ratios']['engine_cam_vs_peer_gradcam'], 1)} ({p['engine_cam']['images_per_s']:.1f} vs "
+                f"{p[peer]['images_per_s']:.1f} images/s)",
+                _yes(t["target"]["met"]),
+                _cmd(t),
+            )
+        )
+    m = res.get("memory")
+    if m:
+        r = m["rss"]
+        rows.append(
+            (
+                f"memory: RSS growth over {r['changes']} control changes (after warm-up)",
+                "< 20 MB",
+                f"{r['growth_mib']:+.1f} MiB",
+                _yes(m["target"]["met"]),
+                _cmd(m),
+            )
+        )
+        rows.append(
+            (
+                "memory: engine cache bound (2 MiB) respected",
+                "never above",
+                f"peak {m['cache_bound']['peak_bytes']:,} <= {m['cache_bound']['max_bytes']:,} bytes",
+                _yes(m["cache_bound"]["respected"]),
+                _cmd(m),
+            )
+        )
+    lines = [
+        "## Targets at a glance",
+        "",
+        "| what | target | measured (median, same run) | | reproduce |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {a} | {b_} | {c} | {d} | {e} |" for a, b_, c, d, e in rows]
+    return [*lines, ""]
+
+
+def _kernel(k: dict[str, Any]) -> list[str]:
+    lines = [
+        "## 1. Interaction latency in the kernel",
+        "",
+        f"Reproduce: {_cmd(k)} ({_load_note(k)}). Photo: `{k['photo']}` (skimage's Chelsea), resized so its "
+        f"longest side is the display size. {k['method']} {k['rounds']} rounds.",
+        "",
+    ]
+    prop = k["sizes"][0].get("proposed")
+    if prop:
+        lines += [
+            "Rows marked **proposed fixes** measure, in the same rounds, a second CAMExplorer on the same photo with "
+            f"the public option `{', '.join(f'{a}={b!r}' for a, b in prop['explorer_kw'].items())}` (JPEG for every "
+            "live frame) and `render.blend` swapped, only around those calls, for the prototype in "
+            "`bench/proposed.py` (the colormap lookup done by `cv2.applyColorMap` with a 256-entry user LUT instead "
+            "of numpy fancy indexing; byte-identical output for every curated colormap: "
+            f"{prop['blend_identical_to_render_blend']}). Product code is unchanged; these rows are the expected "
+            '"after" of the fixes proposed below.',
+            "",
+        ]
+    for s in k["sizes"]:
+        f = s["frame"]
+        c = s["cases"]
+        lines += [
+            f"### {s['display']} px display ({f['width']}x{f['height']}, the widget sends {f['format'].upper()}, "
+            f"{f['bytes'] / 1024:.0f} KB)",
+            "",
+            "| change | median | p25 - p75 | n | faster than the seed |",
+            "|---|---|---|---|---|",
+        ]
+        for case in ("seed", "class_first", "class_cached", "alpha", "colormap", "colormap_first",
+                     "layer_first_with_trace", "layer_first", "layer_cached", "floor", "class_first_proposed",
+                     "class_cached_proposed", "alpha_proposed", "colormap_proposed",
+                     "colormap_first_proposed"):  # fmt: skip
+            if case not in c:
+                continue
+            st = c[case]
+            sp = s["speedup_vs_seed"].get(case)
+            lines.append(
+                f"| {CASE_LABELS[case]} | {fmt_ms(st['median_ms'])} | {fmt_ms(st.get('p25_ms'))} - "
+                f"{fmt_ms(st.get('p75_ms'))} | {st['n']} | {'' if case == 'seed' else _x(sp, 1)} |"
+            )
+        sb = s["seed_breakdown"]
+        lines += [
+            "",
+            f"Seed path, step by step (medians): forward pass {fmt_ms(sb['forward']['median_ms'])}, per-channel "
+            f"loop {fmt_ms(sb['loop']['median_ms'])}, matplotlib figure -> PNG {fmt_ms(sb['figure']['median_ms'])}. "
+            f"Without its forward pass the seed would still take {fmt_ms(s['seed_without_forward_ms'])}.",
+        ]
+        wb = s.get("widget_breakdown", {})
+        if wb:
+            lines += ["", "Inside the widget (its own `last_timings`, medians in ms):", ""]
+            lines += ["| change | map | blend | encode | total |", "|---|---|---|---|---|"]
+            for case in ("class_first", "class_cached", "alpha", "colormap", "colormap_first"):
+                t = wb.get(case)
+                if t:
+                    lines.append(
+                        f"| {case.replace('_', ' ')} | {fmt_ms(_ms(t.get('map')))} | {fmt_ms(_ms(t.get('blend')))} | "
+                        f"{fmt_ms(_ms(t.get('encode')))} | {fmt_ms(_ms(t.get('total')))} |"
+                    )
+        lay = s.get("layer", {})
+        if lay.get("layers"):
+            lines += [
+                "",
+                f"Layer changes use Grad-CAM (only `top_activation` has a CAM head) at: {', '.join(lay['layers'])}.",
+            ]
+        prof = s.get("profile")
+        if prof:
+            lines += ["", "cProfile, top functions by own time per change:", ""]
+            for case, rows in prof.items():
+                top = "; ".join(f"`{r['function']}` {r['own_ms_per_op']:.2f} ms" for r in rows[:4])
+                lines.append(f"- {case.replace('_', ' ')}: {top}")
+        lines.append("")
+    return lines
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else v  # widget_breakdown already holds medians in ms
+
+
+def _browser(b: dict[str, Any]) -> list[str]:
+    lines = ["## 2. Browser latency: keypress -> painted (JupyterLab, headless Chromium)", ""]
+    if "skipped" in b:
+        return [*lines, f"Skipped: {b['skipped']}", ""]
+    lines += [
+        f"Reproduce: {_cmd(b)} ({_load_note(b)}). {b['method']} {b['samples_per_case']} samples per case.",
+        "",
+    ]
+    for cfg in b["configs"]:
+        f = cfg.get("frame", {})
+        c = cfg["cases"]
+        lines += [
+            f"### {cfg['label']}",
+            "",
+            f"Frame {f.get('shape', ['?', '?'])[1]}x{f.get('shape', ['?', '?'])[0]} {str(f.get('format', '?')).upper()}, "
+            f"{f.get('bytes', 0) / 1024:.0f} KB; CAMExplorer threaded: {cfg.get('threaded')}.",
+            "",
+            "| case | median | p90 | vs its floor | widget msgs per key (image at #) |",
+            "|---|---|---|---|---|",
+        ]
+        floor_of = {
+            "alpha": "floor_slider",
+            "class_cached": "floor_dropdown",
+            "class_first": "floor_dropdown",
+        }
+        for case in ("alpha", "class_cached", "class_first", "floor_slider", "floor_dropdown"):
+            if case not in c:
+                continue
+            st = c[case]
+            fl = floor_of.get(case)
+            r = common.ratio(st["latency_ms_median"], c[fl]["latency_ms_median"]) if fl else None
+            lines.append(
+                f"| {case.replace('_', ' ')} | {fmt_ms(st['latency_ms_median'])} | {fmt_ms(st['latency_ms_p90'])} | "
+                f"{'' if r is None else _x(r, 2)} | {st.get('comm_msgs_median')} ({st.get('image_message_position_median')}) |"
+            )
+        lines += [
+            "",
+            "Where the time goes (medians of each step; ms): keydown -> sent | -> kernel busy | kernel busy -> image "
+            "sent | -> received | -> src set | -> decoded | -> painted",
+            "",
+            "| case | sent | to kernel | in kernel | to browser | src | decode | paint |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for case in ("alpha", "class_cached", "class_first", "floor_slider", "floor_dropdown"):
+            if case not in c:
+                continue
+            t = c[case]["timeline"]
+            vals = [t.get(k) for k in ("keydown_to_sent", "sent_to_kernel_busy", "kernel_busy_to_image_sent",
+                                       "image_sent_to_received", "received_to_src_set", "src_set_to_decoded",
+                                       "decoded_to_painted")]  # fmt: skip
+            lines.append(
+                f"| {case.replace('_', ' ')} | "
+                + " | ".join("" if v is None else f"{v:.1f}" for v in vals)
+                + " |"
+            )
+        kern = cfg.get("kernel", {})
+        if kern:
+            lines += [
+                "",
+                "Inside the kernel (timers around `render` and `engine.cam`; control trait set -> image trait set):",
+                "",
+            ]
+            for case, kb in kern.items():
+                lines.append(
+                    f"- {case.replace('_', ' ')}: {fmt_ms(kb['control_to_image_ms'])} control -> image, of which "
+                    f"compute (engine.cam + to_index + blend) {fmt_ms(kb['compute_ms'])}, encode "
+                    f"{fmt_ms(kb['encode_ms'])} ({kb['frames']} frames)"
+                )
+        if cfg.get("screenshot"):
+            lines += ["", f"Screenshot: `{cfg['screenshot']}` (artifacts/ is not committed)."]
+        lines.append("")
+    return lines
+
+
+def _throughput(t: dict[str, Any]) -> list[str]:
+    p = t["paths"]
+    peer = t["peer"]
+    lines = [
+        f"## 3. Batch throughput, {t['images']} photos, default model ({t['input_size'][0]}x{t['input_size'][1]}, "
+        f"layer `{t['layer']}`)",
+        "",
+        f"Reproduce: {_cmd(t)} ({_load_note(t)}). Cold caches every repeat, {t['repeats']} repeats, interleaved; "
+        "every path starts from the same RGB photos and includes the same resize + preprocessing.",
+        "",
+        "| path | images/s | median per batch | images |",
+        "|---|---|---|---|",
+    ]
+    labels = {
+        "engine_cam": "engine CAM (`engine.cam(images, classes)`)",
+        "engine_gradcam": 'engine Grad-CAM (`method="gradcam"`)',
+        "engine_cam_upsampled_224": "engine CAM + `render.to_index` to 224x224",
+        "tf_keras_vis_gradcam_raw": f"tf-keras-vis {peer.get('version', '')} `Gradcam`, raw maps (`expand_cam=False`)",
+        "tf_keras_vis_gradcam_default": f"tf-keras-vis {peer.get('version', '')} `Gradcam`, default (upsampled, normalised)",
+        "keras_io_recipe": "keras.io Grad-CAM recipe (one photo per call, as written)",
+    }
+    for k, v in p.items():
+        lines.append(
+            f"| {labels.get(k, k)} | {v['images_per_s']:.1f} | {fmt_ms(v['median_ms'])} | {v['images']} |"
+        )
+    r = t["ratios"]
+    lines += [
+        "",
+        f"Engine CAM is {_x(r['engine_cam_vs_peer_gradcam'], 1)} the peer's Grad-CAM throughput (target >= 2x); "
+        f"engine Grad-CAM is {_x(r['engine_gradcam_vs_peer_gradcam'], 1)}; engine CAM vs the keras.io recipe "
+        f"{_x(r['engine_cam_vs_keras_io_recipe'], 1)}.",
+        "",
+    ]
+    if peer.get("runs_on_keras3"):
+        lines.append(
+            f"tf-keras-vis {peer.get('version')} runs on Keras {common._version('keras')} here (its `Gradcam` with "
+            f"`ReplaceToLinear`, model cloned once in {peer.get('construct_ms')} ms, not timed). Two things to know "
+            "for a fair comparison: it rebuilds a `keras.Model` for the penultimate layer on every call and runs "
+            "eagerly; and by default (`seek_penultimate_conv_layer=True`) it silently walks back from an activation "
+            "layer such as `top_activation` to the convolution before it (`top_conv`), i.e. it maps a different "
+            "layer. The benchmark passes `seek_penultimate_conv_layer=False` so that all paths map the same layer."
+        )
+    else:
+        lines.append(f"tf-keras-vis cannot run here: `{peer.get('error')}`; the keras.io recipe is the peer.")
+    a = t["agreement_after_relu_max_norm"]
+    lines += [
+        "",
+        "Same maps: after ReLU and per-map max normalisation, the largest absolute difference is "
+        + ", ".join(f"{k.replace('_max_abs', '').replace('_', ' ')} {v:g}" for k, v in a.items())
+        + " (CAM equals Grad-CAM up to scale at a GAP -> Dense head).",
+        "",
+    ]
+    return lines
+
+
+def _memory(m: dict[str, Any]) -> list[str]:
+    ci, cl, cb = m["cache_vs_images"], m["cache_vs_layers"], m["cache_bound"]
+    rows = ci["rows"]
+    lines = [
+        "## 4. Memory",
+        "",
+        f"Reproduce: {_cmd(m)} ({_load_note(m)}).",
+        "",
+        f"**Engine cache vs images** (layer `{ci['layer']}`): {ci['measured_bytes_per_image']:,.0f} bytes per photo "
+        f"(expected 7x7x1280 float32 features + 1000 float32 logits = {ci['expected_bytes_per_image']:,}); "
+        f"{rows[-1]['images']} photos -> {rows[-1]['bytes'] / 2**20:.2f} MiB, so the default 256 MiB bound holds "
+        f"~{256 * 2**20 // max(1, ci['expected_bytes_per_image']):,} photos at the CAM layer.",
+        "",
+        "**Engine cache vs layers** (one photo; each row adds one layer's feature map):",
+        "",
+        "| layer | shape | bytes added | expected h*w*c*4 |",
+        "|---|---|---|---|",
+    ]
+    for r in cl["rows"]:
+        lines.append(
+            f"| `{r['layer']}` | {'x'.join(map(str, r['shape']))} | {r['delta_bytes']:,} | {r['feature_bytes_expected']:,} |"
+        )
+    lines += [
+        "",
+        f"All {cl['spatial_layers']} spatial layers of one photo would take {cl['all_layers_bytes_one_image'] / 2**20:.1f} MiB.",
+        "",
+        f"**The bound**: an engine with `cache_bytes={cb['max_bytes']:,}` fed {len(cb['bytes_after_each_call'])} "
+        f"photos one by one, then 16 in one batch: peak {cb['peak_bytes']:,} bytes ({'within' if cb['respected'] else 'ABOVE'} "
+        f"the bound), {cb['final']['evictions']} evictions; asking again for an evicted photo costs a forward pass: "
+        f"{cb['evicted_image_recomputed']}. The widget's own index-map cache under a 1 MiB bound peaked at "
+        f"{m['widget_map_cache_bound']['peak_bytes']:,} bytes ({'within' if m['widget_map_cache_bound']['respected'] else 'ABOVE'}).",
+        "",
+    ]
+    for key in ("rss", "rss_worst_case"):
+        r = m.get(key)
+        if not r:
+            continue
+        wm = r.get("widget_map_cache") or {}
+        lines.append(
+            f"**RSS, {r['scenario']}**: {r['changes']} control changes ({', '.join(f'{k} {v}' for k, v in r['kinds'].items())}) "
+            f"after {r['warmup_changes']} warm-up changes on the 8 sample photos: {r['rss_after_warmup_mib']} -> "
+            f"{r['rss_end_mib']} MiB (**{r['growth_mib']:+.2f} MiB**; {r['growth_incl_warmup_mib']:+.1f} MiB including "
+            f"the widget's creation and warm-up). Engine cache {r['engine_cache']['bytes'] / 2**20:.1f} MiB"
+            + (
+                f", widget map cache {wm.get('bytes', 0) / 2**20:.1f} of {wm.get('max_bytes', 0) / 2**20:.0f} MiB "
+                f"({wm.get('evictions', 0)} evictions)"
+                if wm
+                else ""
+            )
+            + "."
+        )
+        lines.append("")
+    return lines
+
+
+def _scaling(s: dict[str, Any]) -> list[str]:
+    lines = [
+        "## 5. Scaling",
+        "",
+        f"Reproduce: {_cmd(s)} ({_load_note(s)}). Medians of {s['repeats']} repeats.",
+        "",
+        "**vs display size** (the photo resized to the display size; one CAMExplorer per size):",
+        "",
+        "| display | MP | sent as | alpha change | class change (first) | to_index | blend | of which LUT `lut[idx]` | LUT via `cv2.applyColorMap` | JPEG q90 | PNG |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in s["vs_display"]:
+        lines.append(
+            f"| {r['width']}x{r['height']} | {r['megapixels']:.2f} | {r['widget_format'].upper()} | "
+            f"{fmt_ms(r['alpha_change_ms'])} | {fmt_ms(r['class_first_ms'])} | {fmt_ms(r['to_index_ms'])} | "
+            f"{fmt_ms(r['blend_ms'])} | {fmt_ms(r['lut_fancy_index_ms'])} | {fmt_ms(r['lut_cv2_applycolormap_ms'])} | "
+            f"{fmt_ms(r['encode_jpeg90_ms'])} | {fmt_ms(r['encode_png_ms'])} |"
+        )
+    f = s.get("fits", {})
+    if f:
+        lines += [
+            "",
+            "Linear fits, ms per megapixel of display: "
+            + ", ".join(
+                f"{k.replace('_ms', '').replace('_', ' ')} {v['ms_per_megapixel']:.1f}" for k, v in f.items()
+            )
+            + ".",
+        ]
+    lines += [
+        "",
+        "**vs source resolution** (display fixed at 768 px; a first-time class change calls `engine.cam` on the "
+        "full-resolution photo):",
+        "",
+        "| source longest side | MP | class change (first) | alpha change | `engine.prepare` (hash) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in s["vs_source"]:
+        lines.append(
+            f"| {r['source_longest']} | {r['source_megapixels']:.1f} | {fmt_ms(r['class_first_ms'])} | "
+            f"{fmt_ms(r['alpha_change_ms'])} | {fmt_ms(r['engine_prepare_hash_ms'])} |"
+        )
+    ci = s["vs_cached_images"]
+    lines += [
+        "",
+        "**vs number of cached photos** (all 512 px; the widget holds N photos, each visited once):",
+        "",
+        "| photos in the widget | alpha change | switch to a photo seen before | engine cache |",
+        "|---|---|---|---|",
+    ]
+    for r in ci["widget"]:
+        lines.append(
+            f"| {r['images']} | {fmt_ms(r['alpha_change_ms'])} | {fmt_ms(r['image_revisit_ms'])} | "
+            f"{r['engine_cache_bytes'] / 2**20:.1f} MiB |"
+        )
+    lines += [
+        "",
+        "Engine with a bound that holds 16 photos' features, N photos requested in turn:",
+        "",
+        "| N photos cycling | fits | per `engine.cam` call | forward passes / calls |",
+        "|---|---|---|---|",
+    ]
+    for r in ci["engine_bound_16_images"]:
+        lines.append(
+            f"| {r['images_cycled']} | {'yes' if r['fits_in_cache'] else 'no'} | {fmt_ms(r['per_call_ms'])} | "
+            f"{r['forward_passes']} / {r['calls']} |"
+        )
+    lines.append("")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What grows, what missed and why (derived from the numbers)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _findings(res: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    k, s, b, t = (
+        res.get("kernel_latency"),
+        res.get("scaling"),
+        res.get("browser_latency"),
+        res.get("throughput"),
+    )
+    disp = {r["display"]: r for r in s["vs_display"]} if s else {}
+    cmd_s = _cmd(s) if s else ""
+    cmd_k = _cmd(k) if k else ""
+
+    if s and len(disp) >= 2:
+        big = disp[max(disp)]
+        out.append(
+            f"- **What grows with display size** ({cmd_s}): everything after the map is per pixel. The map itself "
+            f"(a 7x7 matrix-vector product) is constant; `to_index` (bilinear upsampling), `blend` and the encode "
+            f"grow linearly with the displayed pixels. At {big['width']}x{big['height']} a change costs "
+            f"{fmt_ms(big['alpha_change_ms'])} (alpha), of which blend {fmt_ms(big['blend_ms'])} and JPEG "
+            f"{fmt_ms(big['encode_jpeg90_ms'])}; PNG would cost {fmt_ms(big['encode_png_ms'])}."
+        )
+    if s and s.get("vs_source"):
+        lo, hi = s["vs_source"][0], s["vs_source"][-1]
+        out.append(
+            f"- **What grows with the photo's own resolution** ({cmd_s}): only first-time class changes (and image "
+            f"changes), because `engine.cam` hashes the full-resolution photo (blake2b) to find its cached "
+            f"features on every call: {fmt_ms(lo['engine_prepare_hash_ms'])} at {lo['source_megapixels']:.1f} MP, "
+            f"{fmt_ms(hi['engine_prepare_hash_ms'])} at {hi['source_megapixels']:.1f} MP. Alpha/colormap changes do "
+            f"not touch the engine and stay flat ({fmt_ms(lo['alpha_change_ms'])} -> {fmt_ms(hi['alpha_change_ms'])}). "
+            "Suggested fix (engine/widget): let the widget pass the key it already has (e.g. `engine.cam(key=...)` "
+            "or cache `prepare()` by `id()` of a read-only array), so a class change costs the matrix-vector product only."
+        )
+    if s:
+        ci = s["vs_cached_images"]
+        w = ci["widget"]
+        eb = ci["engine_bound_16_images"]
+        fit = [r for r in eb if r["fits_in_cache"]]
+        thrash = [r for r in eb if not r["fits_in_cache"]]
+        line = (
+            f"- **What grows with the number of cached photos** ({cmd_s}): nothing per interaction while they fit: "
+            f"alpha change {fmt_ms(w[0]['alpha_change_ms'])} with {w[0]['images']} photo(s), "
+            f"{fmt_ms(w[-1]['alpha_change_ms'])} with {w[-1]['images']} (dict lookups). Memory grows linearly "
+            "(section 4). "
+        )
+        if fit and thrash:
+            line += (
+                f"Past the bound, a cyclic walk over more photos than fit thrashes the LRU: "
+                f"{fmt_ms(fit[-1]['per_call_ms'])} per call with {fit[-1]['images_cycled']} photos (all hits) vs "
+                f"{fmt_ms(thrash[0]['per_call_ms'])} with {thrash[0]['images_cycled']} (a forward pass every call). "
+                "The default 256 MiB engine bound holds ~1,050 photos at the CAM layer, so this needs a very large set."
+            )
+        out.append(line)
+
+    # misses
+    if k:
+        for sz in k["sizes"]:
+            missed = [c for c, v in sz["targets"].items() if not v["met"]]
+            if not missed:
+                continue
+            wb = sz.get("widget_breakdown", {}).get("alpha", {})
+            d = disp.get(sz["display"]) or {}
+            fl = sz["speedup_vs_seed"].get("floor")
+            msg = (
+                f"- **Missed: {', '.join(c.replace('_', ' ') for c in missed)} at {sz['display']} px** ({cmd_k}; "
+                f"best {_x(max(sz['speedup_vs_seed'][c] or 0 for c in missed), 0)}, worst "
+                f"{_x(min(sz['speedup_vs_seed'][c] or 0 for c in missed), 0)} vs the 100x target). "
+            )
+            if wb:
+                msg += (
+                    f"The widget's own timings for an alpha change: blend {fmt_ms(wb.get('blend'))}, encode "
+                    f"{fmt_ms(wb.get('encode'))} ({sz['frame']['format'].upper()}), total {fmt_ms(wb.get('total'))}. "
+                )
+            if sz["frame"]["format"] == "png" and d:
+                msg += (
+                    f"Cause: frames up to `png_max=256` px are sent as PNG; encoding this frame as PNG costs "
+                    f"{fmt_ms(d.get('encode_png_ms'))} vs {fmt_ms(d.get('encode_jpeg90_ms'))} as JPEG ({cmd_s}). "
+                    "Fix (widget): `png_max=0` by default (JPEG for every live frame; PNG only for Save and the static "
+                    "fallback), which brings the change down to about blend + JPEG, the floor row "
+                    f"({fmt_ms(sz['cases']['floor']['median_ms'])}, {_x(fl)} vs the seed). "
+                )
+            if d and d.get("lut_fancy_index_ms") and d.get("lut_cv2_applycolormap_ms"):
+                gain = d["lut_fancy_index_ms"] / max(d["lut_cv2_applycolormap_ms"], 1e-6)
+                if gain > 3 and d["lut_fancy_index_ms"] > 1.0:
+                    msg += (
+                        f"Cause: `render.blend` colours the index map with numpy fancy indexing (`lut[idx]`, "
+                        f"{fmt_ms(d['lut_fancy_index_ms'])} here); `cv2.applyColorMap(idx, lut.reshape(256, 1, 3))` "
+                        f"gives byte-identical output in {fmt_ms(d['lut_cv2_applycolormap_ms'])} ({gain:.0f}x faster; "
+                        f"equality asserted in {cmd_s}). Fix (render): use it in `blend`. "
+                    )
+            after = [
+                f"{c.replace('_', ' ')} {fmt_ms(sz['cases'][c + '_proposed']['median_ms'])} "
+                f"({_x(sz['speedup_vs_seed'].get(c + '_proposed'))})"
+                for c in sz["targets"]
+                if c + "_proposed" in sz["cases"]
+            ]
+            if after:
+                msg += (
+                    'With these fixes prototyped (section 1, rows "proposed fixes", same run): '
+                    + ", ".join(after)
+                    + ". "
+                )
+            if fl is not None and fl < 100:
+                msg += (
+                    f"Note: even the floor (one LUT blend + one JPEG encode of the frame, no widget) is only {_x(fl)} "
+                    f"faster than the seed at this size: JPEG-encoding {sz['frame']['width']}x{sz['frame']['height']} "
+                    f"pixels costs {fmt_ms(d.get('encode_jpeg90_ms') if d else wb.get('encode'))} on this CPU, so 100x at "
+                    f"{sz['display']} px needs a smaller frame (the widget's default caps the display at 768 px) or "
+                    "a cheaper encoder setting."
+                )
+            out.append(msg)
+    if b and "configs" in b:
+        for cfg in b["configs"]:
+            rr = cfg["ratios_vs_floor"]
+            if all(rr.get(c) is not None and rr[c] <= 1.25 for c in ("alpha", "class_cached")):
+                continue
+            c = cfg["cases"]
+            ta, tf = c["alpha"]["timeline"], c["floor_slider"]["timeline"]
+            kb = cfg.get("kernel", {}).get("alpha", {})
+            out.append(
+                f"- **Missed: browser latency within 1.25x of the floor, {cfg['label']}** ({_cmd(b)}; alpha "
+                f"{_x(rr.get('alpha'), 2)}, class {_x(rr.get('class_cached'), 2)}). Kernel busy -> image sent: "
+                f"{ta.get('kernel_busy_to_image_sent')} ms for alpha vs {tf.get('kernel_busy_to_image_sent')} ms for "
+                f"the floor; inside the kernel the control -> image step takes {fmt_ms(kb.get('control_to_image_ms'))} "
+                f"of which compute {fmt_ms(kb.get('compute_ms'))} and encode {fmt_ms(kb.get('encode_ms'))}: the rest is "
+                "the hand-off to the render thread (it must win the GIL from the kernel's main thread, which is still "
+                "serialising the echo of the control's value; CPython's switch interval is 5 ms) plus extra widget "
+                f"messages: a keypress causes {c['alpha'].get('comm_msgs_median')} kernel -> browser widget messages "
+                f"for alpha (image at #{c['alpha'].get('image_message_position_median')}) vs "
+                f"{c['floor_slider'].get('comm_msgs_median')} for the floor, and each small message before the image "
+                "can wait on the server's websocket (Nagle, see /work/shared/README.md). Fixes (widget): send the image "
+                "first (enter `image_widget.hold_sync()` last so it is flushed first, or set the status/legend after "
+                "the image), do not rewrite the status line when only alpha/colormap change (its timing text changes "
+                "every frame, so it is always an extra message), and render cheap changes (cache hits: alpha, "
+                "colormap, seen classes) synchronously in the comm handler, keeping the thread for forward passes."
+            )
+    if t and not t["target"]["met"]:
+        out.append(
+            f"- **Missed: throughput** ({_cmd(t)}): engine CAM {_x(t['ratios']['engine_cam_vs_peer_gradcam'], 2)} the peer."
+        )
+    m = res.get("memory")
+    if m and not m["target"]["met"]:
+        out.append(
+            f"- **Missed: RSS growth** ({_cmd(m)}): {m['rss']['growth_mib']:+.1f} MiB over {m['rss']['changes']} changes."
+        )
+    if not out:
+        return []
+    return ["## What grows, what missed, and why", "", *out, ""]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The plot
+# --------------------------------------------------------------------------------------------------------------
+
+
+def plot(res: dict[str, Any], png: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
+    axes = axes.ravel()
+    k = res.get("kernel_latency")
+    ax = axes[0]
+    if k:
+        cases = ["seed", "class_first", "class_cached", "alpha", "colormap", "floor"]
+        xs = np.arange(len(cases))
+        for j, sz in enumerate(k["sizes"]):
+            vals = [sz["cases"][c]["median_ms"] for c in cases]
+            ax.bar(xs + (j - 0.5) * 0.4, vals, 0.4, label=f"{sz['display']} px")
+        ax.set_yscale("log")
+        ax.set_xticks(xs, [c.replace("_", "\n") for c in cases], fontsize=8)
+        ax.set_ylabel("ms (median, log)")
+        ax.set_title("1. kernel: control change -> overlay bytes")
+        ax.legend(fontsize=8)
+    b = res.get("browser_latency")
+    ax = axes[1]
+    if b and "configs" in b:
+        cases = ["alpha", "floor_slider", "class_cached", "floor_dropdown"]
+        xs = np.arange(len(cases))
+        n = len(b["configs"])
+        for j, cfg in enumerate(b["configs"]):
+            vals = [cfg["cases"][c]["latency_ms_median"] for c in cases]
+            ax.bar(xs + (j - (n - 1) / 2) * (0.8 / n), vals, 0.8 / n, label=cfg["label"][:38])
+        ax.set_xticks(xs, [c.replace("_", "\n") for c in cases], fontsize=8)
+        ax.set_ylabel("ms keypress -> painted (median)")
+        ax.set_title("2. browser: CAMExplorer vs bare ipywidgets.Image")
+        ax.legend(fontsize=6)
+    t = res.get("throughput")
+    ax = axes[2]
+    if t:
+        names = list(t["paths"])
+        vals = [t["paths"][n]["images_per_s"] for n in names]
+        ax.barh(np.arange(len(names)), vals, color=["C0", "C0", "C0", "C3", "C3", "C1"][: len(names)])
+        ax.set_yticks(np.arange(len(names)), [n.replace("_", " ") for n in names], fontsize=8)
+        ax.set_xlabel("images / s")
+        ax.set_title(f"3. throughput, {t['images']} photos, cold cache")
+    m = res.get("memory")
+    ax = axes[3]
+    if m:
+        for key in ("rss", "rss_worst_case"):
+            r = m.get(key)
+            if r:
+                xs_, ys_ = zip(*r["samples_mib"], strict=True)
+                ax.plot(xs_, ys_, marker=".", label=r["scenario"])
+        ax.set_xlabel("control changes after warm-up")
+        ax.set_ylabel("RSS, MiB")
+        ax.set_title("4. memory: RSS over control changes")
+        ax.legend(fontsize=8)
+    s = res.get("scaling")
+    ax = axes[4]
+    if s:
+        rows = s["vs_display"]
+        mp = [r["megapixels"] for r in rows]
+        for key, lab in (("alpha_change_ms", "alpha change (widget)"), ("class_first_ms", "class change, first (widget)"),
+                         ("blend_ms", "render.blend"), ("lut_cv2_applycolormap_ms", "LUT via cv2.applyColorMap"),
+                         ("encode_jpeg90_ms", "JPEG q90"), ("encode_png_ms", "PNG")):  # fmt: skip
+            ax.plot(mp, [r[key] for r in rows], marker="o", label=lab)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("display megapixels (224 -> 2048 px)")
+        ax.set_ylabel("ms (median)")
+        ax.set_title("5. scaling vs display size")
+        ax.legend(fontsize=7)
+        ax = axes[5]
+        eb = s["vs_cached_images"]["engine_bound_16_images"]
+        ax.plot(
+            [r["images_cycled"] for r in eb],
+            [r["per_call_ms"] for r in eb],
+            marker="o",
+            label="engine.cam, bound = 16 photos",
+        )
+        w = s["vs_cached_images"]["widget"]
+        ax.plot(
+            [r["images"] for r in w],
+            [r["alpha_change_ms"] for r in w],
+            marker="s",
+            label="widget alpha change",
+        )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("photos cached / cycling")
+        ax.set_ylabel("ms (median)")
+        ax.set_title("5. scaling vs number of photos")
+        ax.legend(fontsize=8)
+    for a in axes:
+        if not a.has_data():
+            a.set_axis_off()
+    fig.suptitle(
+        "cam-widget benchmarks (medians; shared, noisy 2-core machine) -- see BENCHMARKS.md", fontsize=11
+    )
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+    return png
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def write_report(results_dir: Path, md: Path, png: Path, runs: list[dict[str, Any]] | None = None) -> Path:
+    res = _load(Path(results_dir))
+    quick = any(r.get("quick") for r in res.values())
+    try:
+        rel_png = Path(png).resolve().relative_to(Path(md).resolve().parent)
+    except ValueError:
+        rel_png = Path(png)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (= `.venv/bin/python -m bench.run_all`; regenerate this file alone from the "
+        "saved results with `.venv/bin/python -m bench.run_all --report-only`) on "
+        f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}. Raw results: `bench/results/*.json`. Each benchmark "
+        "also runs alone: `.venv/bin/python -m bench.<name>`, with `--quick` for a smoke run "
+        "(`tests/test_bench_smoke.py` runs the kernel-side ones in quick mode in the test suite).",
+        "",
+    ]
+    if quick:
+        lines += ["> **Quick (smoke) run: too few repeats to quote.**", ""]
+    if runs:
+        bad = [r for r in runs if r["returncode"] != 0]
+        if bad:
+            lines += [
+                f"> Failed in this run: {', '.join(r['name'] for r in bad)} (their sections are from older results or missing).",
+                "",
+            ]
+    lines += [f"![benchmarks]({rel_png})", ""]
+    lines += _machine(res)
+    lines += _summary(res)
+    lines += _findings(res)
+    if "kernel_latency" in res:
+        lines += _kernel(res["kernel_latency"])
+    if "browser_latency" in res:
+        lines += _browser(res["browser_latency"])
+    if "throughput" in res:
+        lines += _throughput(res["throughput"])
+    if "memory" in res:
+        lines += _memory(res["memory"])
+    if "scaling" in res:
+        lines += _scaling(res["scaling"])
+    plot(res, Path(png))
+    md = Path(md)
+    md.write_text("\n".join(lines).rstrip() + "\n")
+    return md
