@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -98,6 +99,7 @@ class CAMEngine:
         self._lock = threading.RLock()
         self._forward_fns: dict[tuple[str, ...], Callable[[np.ndarray], list[np.ndarray]]] = {}
         self._gradcam_fns: dict[str, Callable[[np.ndarray, np.ndarray], tuple]] = {}
+        self._keys: dict[int, tuple[weakref.ref, str]] = {}
         self._counts = {"hits": 0, "misses": 0, "forward_passes": 0, "gradient_passes": 0}
 
     # ------------------------------------------------------------------ model facts
@@ -179,11 +181,24 @@ class CAMEngine:
 
     # ------------------------------------------------------------------ images
     def prepare(self, image: ImageSource) -> tuple[str, np.ndarray]:
-        """``(key, rgb)``: the image as RGB uint8 and its content hash (the cache key)."""
+        """``(key, rgb)``: the image as RGB uint8 and its content hash (the cache key).
+
+        The hash of a read-only array (``arr.setflags(write=False)``) is remembered, so repeated
+        calls with the same frozen photo skip hashing its pixels."""
+        frozen = _is_rgb(image) and not image.flags.writeable
+        if frozen:
+            memo = self._keys.get(id(image))
+            if memo is not None and memo[0]() is image:
+                return memo[1], image
         rgb = image if _is_rgb(image) else load_image(image)
         digest = hashlib.blake2b(memoryview(np.ascontiguousarray(rgb)).cast("B"), digest_size=16)
         digest.update(str(rgb.shape).encode())
-        return digest.hexdigest(), rgb
+        key = digest.hexdigest()
+        if frozen:
+            if len(self._keys) > 256:
+                self._keys = {k: v for k, v in self._keys.items() if v[0]() is not None}
+            self._keys[id(image)] = (weakref.ref(image), key)
+        return key, rgb
 
     def model_input(self, image: ImageSource) -> np.ndarray:
         """The float32 array ``(h, w, c)`` the network sees for ``image`` (resized + preprocessed)."""

@@ -3,18 +3,18 @@
 Zhou et al. cut the late conv layers of a network and fine-tune a new GAP + softmax head on an
 earlier, finer layer.  Here the new head is *distilled* from the model itself, in seconds:
 
-1. one forward pass per image captures the chosen layer's features and the CAM layer's features;
-2. augmentation happens on the cached feature maps: every sub-window (at least ``min_window`` of
-   each side; default: all of them, down to single cells) of the coarse CAM grid is a sample.
-   The student sees the GAP of the chosen layer over that window; the teacher is the model's own
-   head applied to the GAP of its CAM layer over the same window (exactly the model's logits for
-   the full window, and the model's own CAM values for a single cell);
+1. ONE batched forward pass over the photos plus ``crops_per_image`` random crops/flips of each
+   (scale augmentation needs real pixels) captures the chosen layer's and the CAM layer's features;
+2. further augmentation happens on those cached feature maps: every sub-window covering at least
+   ``min_window`` of each side of the coarse CAM grid is a sample.  The student sees the GAP of the
+   chosen layer over the window; the teacher is the model's own head applied to the GAP of its
+   CAM layer over the same window (exactly the model's logits for the full window);
 3. a ridge least-squares fit of the logits (each class's column is an independent regression);
-4. the report measures agreement with the real model on *held-out* augmented photos (random
+4. the report measures agreement with the real model on *held-out* augmented photos (new random
    crops and flips run through the whole network), never on the fitting samples.
 
-For a model without a GAP head the teacher is the model's logits on augmented crops (one batched
-forward pass).  Only numpy runs here besides the engine's forward passes.
+For a model without a GAP head the teacher is the model's logits on the augmented crops.
+Only numpy runs here besides the engine's forward passes.
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def refit_head(
     layer: str,
     images: list[ImageSource] | dict[str, ImageSource],
     *,
-    min_window: float = 0.0,
+    crops_per_image: int = 8,
+    min_window: float = 0.5,
     heldout_per_image: int = 4,
     ridge: float = 1e-2,
     seed: int = 0,
@@ -147,21 +148,22 @@ def refit_head(
     name = engine.layer(layer).name
     rng = np.random.default_rng(seed)
     top = engine.cam_layer
+    views = photos + [_augment(p, rng) for p in photos for _ in range(max(0, crops_per_image))]
     if top is not None:
         teacher_head = engine.heads()[top]
-        _, feats = engine.features_many(photos, [name, top])
+        _, feats = engine.features_many(views, [name, top])
         fl, ft = feats[name], feats[top]
         boxes = _windows(ft.shape[1], ft.shape[2], min_window)
         x = _window_means(_integral(fl), _scale_boxes(boxes, ft.shape[1:3], fl.shape[1:3]))
         t = _window_means(_integral(ft), boxes) @ teacher_head.weights + teacher_head.bias
-        teacher = f"the model's head on {top} over the same window"
+        teacher = f"the model's head on {top}, over feature windows of {len(views)} photos and crops"
     else:
-        crops = [_augment(p, rng) for p in photos for _ in range(32)] + photos
-        logits, feats = engine.features_many(crops, [name])
+        logits, feats = engine.features_many(views, [name])
         x, t = feats[name].mean(axis=(1, 2)), logits
-        teacher = "the model's logits on augmented crops"
+        teacher = f"the model's logits on {len(views)} photos and crops"
     w, b = _ridge(x, t.astype(np.float32), ridge)
-    held = [_augment(p, rng) for p in photos for _ in range(max(1, heldout_per_image))]
+    held_rng = np.random.default_rng([seed, 1])  # a separate stream: held-out crops are never fitted on
+    held = [_augment(p, held_rng) for p in photos for _ in range(max(1, heldout_per_image))]
     held_logits, held_feats = engine.features_many(held, [name])
     student = held_feats[name].mean(axis=(1, 2)) @ w + b
     top1, top5 = _agreement(student, held_logits)

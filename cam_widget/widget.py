@@ -840,6 +840,8 @@ class CAMExplorer(widgets.VBox):
         return unique
 
     def _make_photo(self, name: str, rgb: np.ndarray) -> _Photo:
+        rgb = rgb.copy()  # our own read-only copy: the engine then hashes its pixels only once
+        rgb.setflags(write=False)
         display = resize_to(rgb, render.fit_within(rgb.shape, self.display_size))
         return _Photo(name, rgb, np.ascontiguousarray(display))
 

@@ -418,3 +418,13 @@ def test_subclassed_backbone_inside_functional_model_is_an_opaque_layer():
     img = photo(12, 12)
     b = engine.heads()["custom_backbone"].bias
     assert engine.cam(img, 2).mean() + b[2] == pytest.approx(float(engine.logits(img)[2]), rel=1e-5, abs=1e-5)
+
+
+def test_read_only_arrays_keep_their_key_and_writable_ones_are_rehashed(gap_engine):
+    img = photo(seed=31)
+    frozen = img.copy()
+    frozen.setflags(write=False)
+    key, _ = gap_engine.prepare(frozen)
+    assert gap_engine.prepare(frozen)[0] == key == gap_engine.prepare(img)[0]
+    img[0, 0] = 255 - img[0, 0]  # a writable array changed in place gets a new key
+    assert gap_engine.prepare(img)[0] != key
