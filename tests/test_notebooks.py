@@ -157,6 +157,34 @@ def test_the_tour_keeps_the_explorer() -> None:
 
 
 @pytest.mark.notebook
+@pytest.mark.timeout(120)
+def test_notebook_kernel_is_this_venv_and_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The harness itself: the kernel runs this interpreter and cannot reach the internet."""
+    from nbclient import NotebookClient
+
+    for key, value in kernel_env(tmp_path, sys.executable).items():
+        monkeypatch.setenv(key, value)
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+    )
+    nb.cells = [
+        nbformat.v4.new_code_cell("import sys; print(sys.executable)"),
+        nbformat.v4.new_code_cell(
+            "import socket\n"
+            "try:\n"
+            "    socket.create_connection(('93.184.216.34', 80), timeout=5)\n"
+            "except OSError as err:\n"
+            "    print('blocked' if 'blocked' in str(err) else f'other error: {err}')\n"
+            "else:\n"
+            "    print('connected')"
+        ),
+    ]
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    assert nb.cells[0].outputs[0]["text"].strip() == sys.executable
+    assert nb.cells[1].outputs[0]["text"].strip() == "blocked"
+
+
+@pytest.mark.notebook
 @pytest.mark.slow
 @pytest.mark.timeout(NOTEBOOK_SECONDS + 120)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
