@@ -76,7 +76,8 @@ _out = {{"log": LOG[:], "ctrl": CTRL[:], "format": explorer.image_widget.format,
 if {frames_path!r}:  # the frames as sent: same format and size as the one on screen
     _fmt, _shape = explorer.image_widget.format, explorer.overlay_rgb.shape
     with open({frames_path!r}, "wb") as _f:
-        pickle.dump([b for f, s, b in FRAMES if f == _fmt and s == _shape][-64:], _f)
+        _uniq = list(dict.fromkeys(b for f, s, b in FRAMES if f == _fmt and s == _shape))  # distinct frames only
+        pickle.dump(_uniq[-64:], _f)
 LOG.clear(); CTRL.clear()
 print(_j.dumps(_out))
 """
@@ -331,11 +332,16 @@ def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> 
         ]
     n = repeats or (5 if quick else 10)
     rounds = 1 if quick else 2
-    out = []
+    out: list[dict[str, Any]] = []
+    errors: list[dict[str, str]] = []
     with jlab.lab_session(executable=path) as (server, ctx):
         for label, display, longest, threaded in configs:
             log(f"[browser] {label}")
-            out.append(measure_config(server, ctx, label, display, longest, n, rounds, threaded))
+            try:
+                out.append(measure_config(server, ctx, label, display, longest, n, rounds, threaded))
+            except Exception as exc:  # one configuration failing must not lose the others
+                log(f"[browser] FAILED {label}: {exc!r}")
+                errors.append({"label": label, "error": f"{type(exc).__name__}: {exc}"[:2000]})
     targets = {}
     for cfg in out:
         r = cfg["ratios_vs_floor"]
@@ -347,6 +353,7 @@ def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> 
         "chromium": path,
         "samples_per_case": n * rounds,
         "configs": out,
+        "errors": errors,
         "targets": targets,
         "method": (
             "Each case: keydown -> new <img> painted, timed in the page (tests/browser/jlab.py LatencyProbe). "

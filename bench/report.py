@@ -282,6 +282,8 @@ def _browser(b: dict[str, Any]) -> list[str]:
         f"Reproduce: {_cmd(b)} ({_load_note(b)}). {b['method']} {b['samples_per_case']} samples per case.",
         "",
     ]
+    for e in b.get("errors", []):
+        lines += [f"> Configuration **{e['label']}** failed in this run: `{e['error'][:300]}`", ""]
     for cfg in b["configs"]:
         f = cfg.get("frame", {})
         c = cfg["cases"]

@@ -5,9 +5,14 @@ beyond "the cached path beats the naive one" (the machines are shared and noisy)
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # bench/ is a top-level folder of the repository, not part of the package
+    sys.path.insert(0, str(REPO))
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
