@@ -24,9 +24,9 @@ from .errors import (
     ModelError,
     NoCAMHeadError,
 )
-from .evaluate import evaluate
+from .evaluate import evaluate, load_cases
 from .imaging import load_image
-from .localize import iou, localize, pointing_game
+from .localize import iou, localize, peak, pointing_game
 from .render import overlay, shared_scale
 
 __version__ = "0.1.0"
@@ -37,6 +37,9 @@ _LAZY = {
     "Head": "keras_graph",
     "load_model": "loading",
     "default_engine": "defaults",
+    "default_preprocess": "defaults",
+    "imagenet_class_names": "classnames",
+    "FitReport": "refit",
     "sample_images": "samples",
     "CAMExplorer": "widget",
 }
@@ -46,6 +49,7 @@ __all__ = [
     "CAMError",
     "CAMExplorer",
     "ClassIndexError",
+    "FitReport",
     "Head",
     "ImageError",
     "ImageTooLargeError",
@@ -54,12 +58,16 @@ __all__ = [
     "ModelError",
     "NoCAMHeadError",
     "default_engine",
+    "default_preprocess",
     "evaluate",
+    "imagenet_class_names",
     "iou",
+    "load_cases",
     "load_image",
     "load_model",
     "localize",
     "overlay",
+    "peak",
     "pointing_game",
     "sample_images",
     "shared_scale",

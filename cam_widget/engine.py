@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -34,6 +35,22 @@ __all__ = ["CAMEngine"]
 METHODS = ("cam", "gradcam")
 
 Preprocess = Callable[[np.ndarray], Any]
+
+
+class _OwnTracingFilter(logging.Filter):
+    """Drop TensorFlow's "frequent retracing" warning about the engine's own functions.
+
+    Each feature model gets its own ``tf.function`` with a fixed input signature, so each traces
+    exactly once; TensorFlow's detector counts traces per *source line*, so exploring a few
+    layers would otherwise print a misleading warning about "expensive retracing".
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not ("triggered tf.function retracing" in msg and "CAMEngine." in msg)
+
+
+logging.getLogger("tensorflow").addFilter(_OwnTracingFilter())
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -275,13 +292,13 @@ class CAMEngine:
                     lg = np.array(outs[0][j], np.float32)
                     fs = [np.array(outs[1 + n][j], np.float32) for n in range(len(layers))]
                     self._cache.put(("logits", key, sz), lg)
-                    for name, f in zip(layers, fs):
+                    for name, f in zip(layers, fs, strict=False):
                         self._cache.put(("features", key, sz, name), f)
                     fresh[key] = (lg, fs)
                 for i in todo:
                     lg, fs = fresh[keys[i]]
                     logits[i] = lg
-                    for name, f in zip(layers, fs):
+                    for name, f in zip(layers, fs, strict=False):
                         feats[name][i] = f
         return keys, np.stack(logits), feats
 
@@ -356,7 +373,7 @@ class CAMEngine:
             if head is None:
                 raise NoCAMHeadError(self._no_head_message(name))
             feats = self._run(images, (name,))[2][name]
-            maps = np.stack([f @ head.weights[:, c] for f, c in zip(feats, classes)]).astype(np.float32)
+            maps = np.stack([f @ head.weights[:, c] for f, c in zip(feats, classes, strict=False)]).astype(np.float32)
         else:
             maps = self._gradcam(images, classes, name)
         return maps[0] if single else maps
@@ -381,7 +398,7 @@ class CAMEngine:
         sz = self.input_size
         out: list[np.ndarray | None] = []
         with self._lock:
-            for (key, _), c in zip(prepared, classes):
+            for (key, _), c in zip(prepared, classes, strict=False):
                 out.append(self._cache.get(("gradcam", key, sz, layer, c)))
             todo = [i for i, m in enumerate(out) if m is None]
             self._counts["hits"] += len(images) - len(todo)

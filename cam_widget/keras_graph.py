@@ -202,7 +202,7 @@ def _input_spec(model: Any, input_size: tuple[int, int] | None) -> tuple[tuple[i
             return (224, 224), channels
         return (int(static[0]), int(static[1])), channels
     size = (int(input_size[0]), int(input_size[1]))
-    for have, want in zip(static, size):
+    for have, want in zip(static, size, strict=False):
         if have is not None and have != want:
             raise ModelError(
                 f"Model {model.name!r} has a fixed input size {static[0]}x{static[1]}; input_size={size} is not "

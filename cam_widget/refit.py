@@ -118,7 +118,7 @@ def _agreement(student: np.ndarray, teacher: np.ndarray) -> tuple[float, float]:
     top1 = float(np.mean(student.argmax(1) == teacher.argmax(1)))
     s5 = np.argsort(-student, axis=1)[:, :5]
     t5 = np.argsort(-teacher, axis=1)[:, :5]
-    overlap = np.mean([len(set(a) & set(b)) / 5.0 for a, b in zip(s5, t5)])
+    overlap = np.mean([len(set(a) & set(b)) / 5.0 for a, b in zip(s5, t5, strict=False)])
     return top1, float(overlap)
 
 
@@ -195,6 +195,6 @@ def load_heads(engine: CAMEngine, path: Any) -> list[str]:
             pairs = [(data[f"w{i}"], data[f"b{i}"]) for i in range(len(layers))]
     except (OSError, ValueError, KeyError) as exc:
         raise CAMError(f"Could not read heads from {path!r}: {exc}. Save them with engine.save_heads(path).") from exc
-    for name, (w, b) in zip(layers, pairs):
+    for name, (w, b) in zip(layers, pairs, strict=False):
         engine.register_head(name, w, b, kind="refit")
     return layers

@@ -16,7 +16,7 @@ def main() -> None:
 
     engine = default_engine()
     name, image = next(iter(sample_images().items()))
-    idx, label, prob = engine.top_k(image, 1)[0]
+    _idx, label, prob = engine.top_k(image, 1)[0]
     print(
         f"cam-widget ready in {time.perf_counter() - start:.1f} s: default model {engine.model.name!r}, "
         f"{name} -> {label} ({prob:.1%})"
