@@ -61,12 +61,23 @@ for _name in ("to_index", "blend", "encode"):
     setattr(render, _name, _timed(getattr(render, _name), _name))
 engine.cam = _timed(engine.cam, "engine.cam")
 
-explorer = cam_widget.CAMExplorer(engine, {{"photo": photo}}, display_size={display!r}{threaded})
-explorer.alpha_control.observe(lambda ch: CTRL.append(("control", time.perf_counter())), "value")
-explorer.class_control.observe(lambda ch: CTRL.append(("control", time.perf_counter())), "value")
-explorer.image_widget.observe(lambda ch: CTRL.append(("image", time.perf_counter(), len(ch["new"]))), "value")
+def _instrument(ex, tag):
+    # control time = when the kernel applies the browser's update to the control (before any observer runs)
+    for ctl in (ex.alpha_control, ex.class_control):
+        def set_state(state, _orig=ctl.set_state):
+            CTRL.append(("control", time.perf_counter(), tag))
+            return _orig(state)
+        ctl.set_state = set_state
+    ex.image_widget.observe(lambda ch: CTRL.append(("image", time.perf_counter(), tag)), "value")
+    return ex
+
+# the widget as shipped (renders in its worker thread inside a kernel), and the same with threaded=False
+explorer = _instrument(cam_widget.CAMExplorer(engine, {{"photo": photo}}, display_size={display!r}), "threaded")
+explorer_sync = _instrument(
+    cam_widget.CAMExplorer(engine, {{"photo": photo}}, display_size={display!r}, threaded=False), "sync")
 print("kernel python:", sys.executable)
-print("frame:", explorer.overlay_rgb.shape, explorer.image_widget.format, "threaded:", explorer.threaded)
+print("frame:", explorer.overlay_rgb.shape, explorer.image_widget.format, "threaded:", explorer.threaded,
+      explorer_sync.threaded)
 """
 
 DUMP = """\
@@ -104,9 +115,10 @@ def kernel_exec(lab: Any, code: str) -> str:
     return out
 
 
-def _kernel_breakdown(dump: dict[str, Any]) -> dict[str, Any]:
-    """Per published frame: control change -> image value set in the kernel, and the steps inside it."""
-    ctrl, log_ = dump["ctrl"], dump["log"]
+def _kernel_breakdown(dump: dict[str, Any], tag: str) -> dict[str, Any]:
+    """Per published frame of explorer ``tag``: browser update applied to the control -> image value set in the
+    kernel, and the rendering steps inside that window."""
+    ctrl, log_ = [e for e in dump["ctrl"] if e[2] == tag], dump["log"]
     handling, compute, encode = [], [], []
     last_ctrl = None
     for ev in ctrl:
@@ -189,84 +201,96 @@ def _case(samples: list[Any]) -> dict[str, Any]:
     }
 
 
+def _control(root: Any, cls: str) -> Any:
+    """The keyboard-focusable part of the control with CSS class ``cls`` inside ``root`` (cf. LabPage.control)."""
+    base = root.locator(cls).first
+    base.wait_for(state="attached", timeout=30_000)
+    for inner in (".noUi-handle", "select", "input"):
+        cand = base.locator(inner)
+        if cand.count():
+            return cand.first
+    return base
+
+
 def measure_config(
-    server: Any,
-    ctx: Any,
-    label: str,
-    display: int,
-    longest: int | None,
-    n: int,
-    rounds: int,
-    threaded: bool | None = None,
+    server: Any, ctx: Any, label: str, display: int, longest: int | None, n: int, rounds: int
 ) -> dict:
+    """One display configuration: the shipped (threaded) explorer, the same with ``threaded=False`` and the floor,
+    measured block by block in turn."""
     import jlab
 
-    tag = f"{display}_{longest or 'native'}" + ("" if threaded is None else f"_threaded{int(threaded)}")
+    tag = f"{display}_{longest or 'native'}"
     frames_path = server.base_dir / f"frames_{tag}.pkl"
     nb = f"explorer_{tag}.ipynb"
+    setup = SETUP.format(repo=str(common.REPO_ROOT), longest=longest, display=display)
     jlab.write_notebook(
         server.root_dir / nb,
-        [
-            ("markdown", f"# CAMExplorer latency: {label}"),
-            SETUP.format(
-                repo=str(common.REPO_ROOT),
-                longest=longest,
-                display=display,
-                threaded="" if threaded is None else f", threaded={threaded!r}",
-            ),
-            "explorer",
-        ],
+        [("markdown", f"# CAMExplorer latency: {label}"), setup, "explorer", "explorer_sync"],
     )
     ex_lab = jlab.LabPage(ctx, server)
     fl_lab = None
-    res: dict[str, Any] = {
-        "label": label,
-        "display_size": display,
-        "source_longest": longest,
-        "threaded": "default (True in a kernel)" if threaded is None else threaded,
-    }
+    res: dict[str, Any] = {"label": label, "display_size": display, "source_longest": longest}
     try:
         t0 = now()
         ex_lab.open_notebook(nb, timeout=180)
+        ex_lab.page.set_viewport_size({"width": 1280, "height": 2400})  # both panels in view
         ex_lab.run_all_cells(timeout=240)
         if ex_lab.errors():
             raise jlab.HarnessError(f"explorer notebook failed: {ex_lab.errors()}")
-        img = ex_lab.wait_for_widget("img.cam-image", timeout=120)
+        ex_lab.wait_for_widget("img.cam-image", timeout=120)
+        panels = ex_lab.page.locator(".jp-OutputArea-output .cam-explorer")
         ex_lab.page.wait_for_function(
-            "(el) => el.innerText.trim().length > 0",
-            arg=ex_lab.page.locator(".cam-explorer .cam-status").first.element_handle(),
+            "() => document.querySelectorAll('.jp-OutputArea-output .cam-explorer .cam-status').length >= 2 && "
+            "[...document.querySelectorAll('.jp-OutputArea-output .cam-explorer .cam-status')]"
+            ".every((el) => el.innerText.trim().length > 0)",
             timeout=60_000,
             polling=100,
         )
         res["notebook_ready_s"] = round(now() - t0, 1)
-        alpha_ctl = ex_lab.control(".cam-explorer .cam-alpha")
-        class_ctl = ex_lab.control(".cam-explorer .cam-class")
-        probe = jlab.LatencyProbe(ex_lab, img)
+        variants: dict[str, dict[str, Any]] = {}
+        for suffix, k in (
+            ("", 0),
+            ("_sync", 1),
+        ):  # the notebook's first panel is `explorer`, the second `_sync`
+            root = panels.nth(k)
+            img = root.locator("img.cam-image").first
+            variants[suffix] = {
+                "tag": "threaded" if suffix == "" else "sync",
+                "img": img,
+                "alpha": _control(root, ".cam-alpha"),
+                "class": _control(root, ".cam-class"),
+                "probe": jlab.LatencyProbe(ex_lab, img),
+            }
         kernel_exec(ex_lab, "LOG.clear(); CTRL.clear()")
 
-        samples: dict[str, list[Any]] = {k: [] for k in ("alpha", "class_first", "class_cached")}
-        kern: dict[str, list[dict[str, Any]]] = {k: [] for k in samples}
-        # class, first time: step down the list from the top-1 (each class new to the widget's map cache)
-        samples["class_first"] += _series(ex_lab, probe, class_ctl, max(3, n // 2), alternate=False, warmup=0)
-        kern["class_first"].append(json.loads(kernel_exec(ex_lab, DUMP.format(frames_path=""))))
+        cases = [f"{c}{v}" for v in variants for c in ("alpha", "class_first", "class_cached")]
+        samples: dict[str, list[Any]] = {k: [] for k in [*cases, "floor_slider", "floor_dropdown"]}
+        dumps: list[dict[str, Any]] = []
+        kern: dict[str, list[dict[str, Any]]] = {}
+        # class, first time: step down the list from the top-1 (each class new to the widget's map cache), then
         # warm the two classes the cached series toggles between
-        for fwd in (True, False, True, False):
-            ex_lab.press_and_wait_change(class_ctl, ex_lab.step_key(class_ctl, forward=fwd), img)
+        for v, d in variants.items():
+            samples[f"class_first{v}"] += _series(ex_lab, d["probe"], d["class"], max(3, n // 2), False, 0)
+            kern[f"class_first{v}"] = [json.loads(kernel_exec(ex_lab, DUMP.format(frames_path="")))]
+            for fwd in (True, False, True, False):
+                ex_lab.press_and_wait_change(d["class"], ex_lab.step_key(d["class"], forward=fwd), d["img"])
         kernel_exec(ex_lab, "LOG.clear(); CTRL.clear()")
 
-        # the floor notebook: the explorer's own frames (written by the first alpha block)
         fl_nb = f"floor_{tag}.ipynb"
         for r in range(rounds):
             ex_lab.page.bring_to_front()
-            samples["alpha"] += _series(
-                ex_lab, probe, alpha_ctl, n, alternate=True, warmup=2 if r == 0 else 1
-            )
-            kern["alpha"].append(json.loads(kernel_exec(ex_lab, DUMP.format(frames_path=str(frames_path)))))
-            samples["class_cached"] += _series(ex_lab, probe, class_ctl, n, alternate=True, warmup=1)
-            dump = json.loads(kernel_exec(ex_lab, DUMP.format(frames_path="")))
-            kern["class_cached"].append(dump)
+            for v, d in variants.items():
+                samples[f"alpha{v}"] += _series(ex_lab, d["probe"], d["alpha"], n, True, 2 if r == 0 else 1)
+                kern.setdefault(f"alpha{v}", []).append(
+                    json.loads(kernel_exec(ex_lab, DUMP.format(frames_path=str(frames_path))))
+                )
+                samples[f"class_cached{v}"] += _series(ex_lab, d["probe"], d["class"], n, True, 1)
+                dump = json.loads(kernel_exec(ex_lab, DUMP.format(frames_path="")))
+                kern.setdefault(f"class_cached{v}", []).append(dump)
+                dumps.append(dump)
             res["frame"] = {"format": dump["format"], "shape": dump["shape"], "bytes": dump["bytes"]}
             if fl_lab is None:
+                # the floor: a bare ipywidgets.Image swapping the explorer's own (distinct) frames
                 jlab.write_floor_notebook(
                     server.root_dir / fl_nb, fmt=dump["format"],
                     frames_code=f"import pickle\nframes = pickle.load(open({str(frames_path)!r}, 'rb'))",
@@ -280,34 +304,37 @@ def measure_config(
                 fl_slider = fl_lab.control(f".{jlab.FLOOR_SLIDER_CLASS}")
                 fl_drop = fl_lab.control(f".{jlab.FLOOR_DROPDOWN_CLASS}")
                 fl_probe = jlab.LatencyProbe(fl_lab, fl_img)
-                samples["floor_slider"], samples["floor_dropdown"] = [], []
             fl_lab.page.bring_to_front()
             samples["floor_slider"] += _series(fl_lab, fl_probe, fl_slider, n, alternate=True, warmup=1)
             samples["floor_dropdown"] += _series(fl_lab, fl_probe, fl_drop, n, alternate=True, warmup=1)
-            log(f"[browser] {label} round {r + 1}/{rounds}: " + ", ".join(
-                f"{k} {statistics.median([m.latency_ms for m in v]):.0f} ms" for k, v in samples.items() if v))  # fmt: skip
-        ex_lab.page.bring_to_front()
-        jlab_dir = jlab.artifacts_dir()
-        ex_lab.screenshot(f"bench_explorer_{tag}", scroll_to=img)
-        res["screenshot"] = str((jlab_dir / f"bench_explorer_{tag}.png").relative_to(common.REPO_ROOT))
-        res["cases"] = {k: _case(v) for k, v in samples.items()}
-        res["kernel"] = {
-            k: _kernel_breakdown(
-                {"ctrl": [e for d in v for e in d["ctrl"]], "log": [e for d in v for e in d["log"]]}
+            log(
+                f"[browser] {label} round {r + 1}/{rounds}: "
+                + ", ".join(
+                    f"{k} {statistics.median([m.latency_ms for m in v]):.0f} ms"
+                    for k, v in samples.items()
+                    if v
+                )
             )
-            for k, v in kern.items()
-        }
+        ex_lab.page.bring_to_front()
+        ex_lab.screenshot(f"bench_explorer_{tag}", scroll_to=variants[""]["img"])
+        res["screenshot"] = f"artifacts/browser/bench_explorer_{tag}.png"
+        res["cases"] = {k: _case(v) for k, v in samples.items()}
+        res["kernel"] = {}
+        for k, ds in kern.items():
+            merged = {"ctrl": [e for d in ds for e in d["ctrl"]], "log": [e for d in ds for e in d["log"]]}
+            res["kernel"][k] = _kernel_breakdown(merged, "sync" if k.endswith("_sync") else "threaded")
         res["errors"] = ex_lab.errors()
         c = res["cases"]
-        res["ratios_vs_floor"] = {
-            "alpha": common.ratio(c["alpha"]["latency_ms_median"], c["floor_slider"]["latency_ms_median"]),
-            "class_cached": common.ratio(
-                c["class_cached"]["latency_ms_median"], c["floor_dropdown"]["latency_ms_median"]
-            ),
-            "class_first": common.ratio(
-                c["class_first"]["latency_ms_median"], c["floor_dropdown"]["latency_ms_median"]
-            ),
-        }
+        res["ratios_vs_floor"] = {}
+        for v in variants:
+            for case, fl in (
+                ("alpha", "floor_slider"),
+                ("class_cached", "floor_dropdown"),
+                ("class_first", "floor_dropdown"),
+            ):
+                res["ratios_vs_floor"][f"{case}{v}"] = common.ratio(
+                    c[f"{case}{v}"]["latency_ms_median"], c[fl]["latency_ms_median"]
+                )
     finally:
         for lab in (ex_lab, fl_lab):
             if lab is not None:
@@ -322,23 +349,21 @@ def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> 
     path, reason = jlab.ensure_chromium(install=True)
     if not path:
         return {"skipped": reason}
-    configs = [("default: display_size=768, the 451x300 photo at its own size", 768, None, None)]
+    configs = [("default: display_size=768, the 451x300 photo at its own size", 768, None)]
     if not quick:
         configs += [
-            ("1024 px: the photo upscaled to 1024 px first, display_size=1024", 1024, 1024, None),
-            ("224 px: display_size=224", 224, None, None),
-            # the same as the default but rendering in the comm handler, not the worker thread (a public option)
-            ("default, threaded=False (render in the comm handler)", 768, None, False),
+            ("1024 px: the photo upscaled to 1024 px first, display_size=1024", 1024, 1024),
+            ("224 px: display_size=224", 224, None),
         ]
     n = repeats or (5 if quick else 10)
-    rounds = 1 if quick else 2
+    rounds = 1 if quick else 3
     out: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
     with jlab.lab_session(executable=path) as (server, ctx):
-        for label, display, longest, threaded in configs:
+        for label, display, longest in configs:
             log(f"[browser] {label}")
             try:
-                out.append(measure_config(server, ctx, label, display, longest, n, rounds, threaded))
+                out.append(measure_config(server, ctx, label, display, longest, n, rounds))
             except Exception as exc:  # one configuration failing must not lose the others
                 log(f"[browser] FAILED {label}: {exc!r}")
                 errors.append({"label": label, "error": f"{type(exc).__name__}: {exc}"[:2000]})
@@ -347,7 +372,7 @@ def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> 
         r = cfg["ratios_vs_floor"]
         targets[cfg["label"]] = {
             k: {"ratio": r[k], "target": 1.25, "met": bool(r[k] is not None and r[k] <= 1.25)}
-            for k in ("alpha", "class_cached")
+            for k in ("alpha", "class_cached", "alpha_sync", "class_cached_sync")
         }
     return {
         "chromium": path,
@@ -357,8 +382,11 @@ def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> 
         "targets": targets,
         "method": (
             "Each case: keydown -> new <img> painted, timed in the page (tests/browser/jlab.py LatencyProbe). "
-            "Floor: bare ipywidgets.Image + IntSlider / Dropdown swapping the explorer's own encoded frames. "
-            "Alpha and floor_slider steps alternate ArrowRight/ArrowLeft; class steps PageDown/PageUp."
+            "One kernel shows two CAMExplorers on the same photo: the widget as shipped (renders in its worker "
+            "thread) and the same with threaded=False (renders in the comm handler; *_sync cases). Floor: bare "
+            "ipywidgets.Image + IntSlider / Dropdown swapping the explorer's own encoded frames, in another tab. "
+            "Blocks of each alternate round by round. Alpha and slider steps alternate ArrowRight/ArrowLeft; "
+            "class and dropdown steps PageDown/PageUp (class first: PageDown only, each class new)."
         ),
     }
 

@@ -14,7 +14,7 @@ from typing import Any
 from . import common
 from .common import fmt_ms
 
-NAMES = ("kernel_latency", "browser_latency", "throughput", "memory", "scaling")
+NAMES = ("kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling")
 CASE_LABELS = {
     "seed": "seed path (forward + Python loop + matplotlib PNG)",
     "alpha": "alpha change",
@@ -138,13 +138,20 @@ def _summary(res: dict[str, Any]) -> list[str]:
         for cfg in b["configs"]:
             for case, key in (("alpha", "floor_slider"), ("class_cached", "floor_dropdown")):
                 r = cfg["ratios_vs_floor"].get(case)
+                rs = cfg["ratios_vs_floor"].get(f"{case}_sync")
                 c = cfg["cases"]
+                sync = ""
+                if rs is not None:
+                    sync = (
+                        f"; with `threaded=False` {_x(rs, 2)} ({fmt_ms(c[case + '_sync']['latency_ms_median'])}, "
+                        f"{'would meet' if rs <= 1.25 else 'would still miss'})"
+                    )
                 rows.append(
                     (
                         f"browser: {case.replace('_', ' ')} keypress -> painted, {cfg['label']}",
                         "<= 1.25x the floor",
                         f"{_x(r, 2)} ({fmt_ms(c[case]['latency_ms_median'])} vs "
-                        f"{fmt_ms(c[key]['latency_ms_median'])})",
+                        f"{fmt_ms(c[key]['latency_ms_median'])}){sync}",
                         _yes(None if r is None else r <= 1.25),
                         _cmd(b),
                     )
@@ -274,6 +281,28 @@ def _ms(v: float | None) -> float | None:
     return None if v is None else v  # widget_breakdown already holds medians in ms
 
 
+def _before_after(ba: dict[str, Any]) -> list[str]:
+    lines = [
+        "### Before / after the fixes that landed",
+        "",
+        f"Reproduce: {_cmd(ba)} ({_load_note(ba)}). The same kernel benchmark on `cam_widget` as of "
+        f"`{ba['ref']}` ({ba['before_commit']}, before {ba['fix_commit']}: `render.blend` with `cv2.LUT` instead of "
+        "numpy fancy indexing, PNG with the RLE strategy, the engine remembering the hash of read-only photos) and on "
+        f"the current tree ({ba['after_commit']}); {ba['runs_per_side']} runs per side of {ba['repeats_per_run']} "
+        "rounds each, alternating; medians of the per-run medians.",
+        "",
+        "| display | change | before | after | faster | vs the seed: before -> after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in ba["table"]:
+        vs = "" if r["case"] == "seed" else f"{_x(r['vs_seed_before'])} -> {_x(r['vs_seed_after'])}"
+        lines.append(
+            f"| {r['display']} px | {CASE_LABELS.get(r['case'], r['case'])} | {fmt_ms(r['before_ms'])} | "
+            f"{fmt_ms(r['after_ms'])} | {_x(r['speedup'], 2)} | {vs} |"
+        )
+    return [*lines, ""]
+
+
 def _browser(b: dict[str, Any]) -> list[str]:
     lines = ["## 2. Browser latency: keypress -> painted (JupyterLab, headless Chromium)", ""]
     if "skipped" in b:
@@ -284,42 +313,50 @@ def _browser(b: dict[str, Any]) -> list[str]:
     ]
     for e in b.get("errors", []):
         lines += [f"> Configuration **{e['label']}** failed in this run: `{e['error'][:300]}`", ""]
+    floor_of = {"alpha": "floor_slider", "class_cached": "floor_dropdown", "class_first": "floor_dropdown"}
+    order = ("alpha", "alpha_sync", "class_cached", "class_cached_sync", "class_first", "class_first_sync",
+             "floor_slider", "floor_dropdown")  # fmt: skip
+    labels = {
+        "alpha": "alpha, as shipped (render thread)",
+        "alpha_sync": "alpha, `threaded=False`",
+        "class_cached": "class (seen before), as shipped",
+        "class_cached_sync": "class (seen before), `threaded=False`",
+        "class_first": "class (first time), as shipped",
+        "class_first_sync": "class (first time), `threaded=False`",
+        "floor_slider": "floor: bare Image + IntSlider",
+        "floor_dropdown": "floor: bare Image + Dropdown",
+    }
     for cfg in b["configs"]:
         f = cfg.get("frame", {})
         c = cfg["cases"]
+        shape = f.get("shape", ["?", "?"])
         lines += [
             f"### {cfg['label']}",
             "",
-            f"Frame {f.get('shape', ['?', '?'])[1]}x{f.get('shape', ['?', '?'])[0]} {str(f.get('format', '?')).upper()}, "
-            f"{f.get('bytes', 0) / 1024:.0f} KB; CAMExplorer threaded: {cfg.get('threaded')}.",
+            f"Frame {shape[1]}x{shape[0]} {str(f.get('format', '?')).upper()}, {f.get('bytes', 0) / 1024:.0f} KB.",
             "",
-            "| case | median | p90 | vs its floor | widget msgs per key (image at #) |",
+            "| case | median | p90 | vs its floor | kernel -> browser widget messages per key (image is #) |",
             "|---|---|---|---|---|",
         ]
-        floor_of = {
-            "alpha": "floor_slider",
-            "class_cached": "floor_dropdown",
-            "class_first": "floor_dropdown",
-        }
-        for case in ("alpha", "class_cached", "class_first", "floor_slider", "floor_dropdown"):
+        for case in order:
             if case not in c:
                 continue
             st = c[case]
-            fl = floor_of.get(case)
+            fl = floor_of.get(case.replace("_sync", ""))
             r = common.ratio(st["latency_ms_median"], c[fl]["latency_ms_median"]) if fl else None
             lines.append(
-                f"| {case.replace('_', ' ')} | {fmt_ms(st['latency_ms_median'])} | {fmt_ms(st['latency_ms_p90'])} | "
+                f"| {labels[case]} | {fmt_ms(st['latency_ms_median'])} | {fmt_ms(st['latency_ms_p90'])} | "
                 f"{'' if r is None else _x(r, 2)} | {st.get('comm_msgs_median')} ({st.get('image_message_position_median')}) |"
             )
         lines += [
             "",
-            "Where the time goes (medians of each step; ms): keydown -> sent | -> kernel busy | kernel busy -> image "
-            "sent | -> received | -> src set | -> decoded | -> painted",
+            "Where the time goes (medians of each step, ms; kernel times from the kernel's message timestamps, "
+            "same clock):",
             "",
-            "| case | sent | to kernel | in kernel | to browser | src | decode | paint |",
+            "| case | keydown -> update sent | -> kernel busy | kernel busy -> image sent | -> received | -> src set | -> decoded | -> painted |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for case in ("alpha", "class_cached", "class_first", "floor_slider", "floor_dropdown"):
+        for case in order:
             if case not in c:
                 continue
             t = c[case]["timeline"]
@@ -327,23 +364,25 @@ def _browser(b: dict[str, Any]) -> list[str]:
                                        "image_sent_to_received", "received_to_src_set", "src_set_to_decoded",
                                        "decoded_to_painted")]  # fmt: skip
             lines.append(
-                f"| {case.replace('_', ' ')} | "
-                + " | ".join("" if v is None else f"{v:.1f}" for v in vals)
-                + " |"
+                f"| {labels[case]} | " + " | ".join("" if v is None else f"{v:.1f}" for v in vals) + " |"
             )
         kern = cfg.get("kernel", {})
         if kern:
             lines += [
                 "",
-                "Inside the kernel (timers around `render` and `engine.cam`; control trait set -> image trait set):",
+                "Inside the kernel (benchmark-only timers around `render.*` and `engine.cam`; from the browser's update "
+                "being applied to the control to the image trait being set):",
                 "",
+                "| case | control -> image | compute (engine.cam + to_index + blend) | encode | frames |",
+                "|---|---|---|---|---|",
             ]
-            for case, kb in kern.items():
-                lines.append(
-                    f"- {case.replace('_', ' ')}: {fmt_ms(kb['control_to_image_ms'])} control -> image, of which "
-                    f"compute (engine.cam + to_index + blend) {fmt_ms(kb['compute_ms'])}, encode "
-                    f"{fmt_ms(kb['encode_ms'])} ({kb['frames']} frames)"
-                )
+            for case in order:
+                kb = kern.get(case)
+                if kb:
+                    lines.append(
+                        f"| {labels[case]} | {fmt_ms(kb['control_to_image_ms'])} | {fmt_ms(kb['compute_ms'])} | "
+                        f"{fmt_ms(kb['encode_ms'])} | {kb['frames']} |"
+                    )
         if cfg.get("screenshot"):
             lines += ["", f"Screenshot: `{cfg['screenshot']}` (artifacts/ is not committed)."]
         lines.append("")
@@ -650,25 +689,44 @@ def _findings(res: dict[str, Any]) -> list[str]:
             rr = cfg["ratios_vs_floor"]
             if all(rr.get(c) is not None and rr[c] <= 1.25 for c in ("alpha", "class_cached")):
                 continue
-            c = cfg["cases"]
-            ta, tf = c["alpha"]["timeline"], c["floor_slider"]["timeline"]
-            kb = cfg.get("kernel", {}).get("alpha", {})
+            c, kern = cfg["cases"], cfg.get("kernel", {})
+
+            def tl(case: str, key: str, c: dict = c) -> str:
+                v = c[case]["timeline"].get(key)
+                return "n/a" if v is None else f"{v:.1f} ms"
+
+            def ratio_s(case: str, rr: dict = rr) -> str:
+                return _x(rr.get(case), 2)
+
             out.append(
-                f"- **Missed: browser latency within 1.25x of the floor, {cfg['label']}** ({_cmd(b)}; alpha "
-                f"{_x(rr.get('alpha'), 2)}, class {_x(rr.get('class_cached'), 2)}). Kernel busy -> image sent: "
-                f"{ta.get('kernel_busy_to_image_sent')} ms for alpha vs {tf.get('kernel_busy_to_image_sent')} ms for "
-                f"the floor; inside the kernel the control -> image step takes {fmt_ms(kb.get('control_to_image_ms'))} "
-                f"of which compute {fmt_ms(kb.get('compute_ms'))} and encode {fmt_ms(kb.get('encode_ms'))}: the rest is "
-                "the hand-off to the render thread (it must win the GIL from the kernel's main thread, which is still "
-                "serialising the echo of the control's value; CPython's switch interval is 5 ms) plus extra widget "
-                f"messages: a keypress causes {c['alpha'].get('comm_msgs_median')} kernel -> browser widget messages "
-                f"for alpha (image at #{c['alpha'].get('image_message_position_median')}) vs "
-                f"{c['floor_slider'].get('comm_msgs_median')} for the floor, and each small message before the image "
-                "can wait on the server's websocket (Nagle, see /work/shared/README.md). Fixes (widget): send the image "
-                "first (enter `image_widget.hold_sync()` last so it is flushed first, or set the status/legend after "
-                "the image), do not rewrite the status line when only alpha/colormap change (its timing text changes "
-                "every frame, so it is always an extra message), and render cheap changes (cache hits: alpha, "
-                "colormap, seen classes) synchronously in the comm handler, keeping the thread for forward passes."
+                f"- **Missed: browser latency within 1.25x of the floor, {cfg['label']}** ({_cmd(b)}): alpha "
+                f"{ratio_s('alpha')}, class {ratio_s('class_cached')} as shipped. Evidence, all from the same run: "
+                f"(1) compute is small: from the browser's update being applied to the control to the new "
+                f"image trait, the kernel spends {fmt_ms(kern.get('alpha', {}).get('control_to_image_ms'))} (alpha) and "
+                f"{fmt_ms(kern.get('class_cached', {}).get('control_to_image_ms'))} (class), of which compute "
+                f"{fmt_ms(kern.get('alpha', {}).get('compute_ms'))} and encode {fmt_ms(kern.get('alpha', {}).get('encode_ms'))} "
+                f"for alpha. (2) The render thread costs time: the same panel with `threaded=False` (rendering "
+                f"inside the comm handler) paints alpha in {fmt_ms(c.get('alpha_sync', {}).get('latency_ms_median'))} "
+                f"({ratio_s('alpha_sync')} the floor) vs {fmt_ms(c['alpha']['latency_ms_median'])} threaded; in the "
+                f"kernel, control -> image {fmt_ms(kern.get('alpha_sync', {}).get('control_to_image_ms'))} vs "
+                f"{fmt_ms(kern.get('alpha', {}).get('control_to_image_ms'))}, kernel busy -> image sent "
+                f"{tl('alpha_sync', 'kernel_busy_to_image_sent')} vs {tl('alpha', 'kernel_busy_to_image_sent')}. "
+                "(Our reading, not measured directly: the woken worker has to take the GIL from the main thread, "
+                "which is still answering the browser, and CPython switches threads at most every 5 ms, "
+                f"`sys.getswitchinterval()`; the image then leaves in a separate burst.) (3) A class change is still {ratio_s('class_cached_sync')} the floor "
+                f"without the thread: each keypress makes the kernel send {c['class_cached'].get('comm_msgs_median')} "
+                f"widget messages and the image is the last (#{c['class_cached'].get('image_message_position_median')}) "
+                f"vs {c['floor_dropdown'].get('comm_msgs_median')} for the floor (echo + image): the status line and the "
+                "legend's HTML widgets change with every class, and `_publish` enters `image_widget.hold_sync()` "
+                "first, so its state is flushed last; image sent -> received takes "
+                f"{tl('class_cached', 'image_sent_to_received')} vs {tl('floor_dropdown', 'image_sent_to_received')} for "
+                f"the floor (small websocket messages queue behind each other: Nagle, /work/shared/README.md), and the "
+                f"1,000-option class `<select>` takes {tl('class_cached', 'keydown_to_sent')} from keydown to the update "
+                f"being sent vs {tl('floor_dropdown', 'keydown_to_sent')} for the floor's short dropdown. Fixes "
+                "(widget): render cache hits (alpha, colormap, seen classes) synchronously in the comm handler and keep "
+                "the thread for forward/gradient passes; flush the image first (enter its `hold_sync()` last); one HTML "
+                "widget for the legend instead of three and no timing text in the status line on alpha/colormap "
+                "changes (fewer messages); a short top-k class dropdown, with the existing Combobox for the other classes."
             )
     if t and not t["target"]["met"]:
         out.append(
@@ -829,6 +887,8 @@ def write_report(results_dir: Path, md: Path, png: Path, runs: list[dict[str, An
     lines += _findings(res)
     if "kernel_latency" in res:
         lines += _kernel(res["kernel_latency"])
+    if "before_after" in res:
+        lines += _before_after(res["before_after"])
     if "browser_latency" in res:
         lines += _browser(res["browser_latency"])
     if "throughput" in res:
