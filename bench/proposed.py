@@ -22,8 +22,8 @@ EXPLORER_KW = {"png_max": 0}  # JPEG for every live frame (PNG stays for Save an
 def blend_applycolormap(
     image: np.ndarray, index: np.ndarray, colormap: str = "jet", alpha: float = 0.5
 ) -> np.ndarray:
-    """``render.blend`` with the colormap lookup done by ``cv2.applyColorMap`` (a 256-entry user LUT) instead of
-    numpy fancy indexing; same checks, byte-identical output."""
+    """``render.blend`` with the colormap lookup done by ``cv2.applyColorMap`` (a 256-entry user LUT read straight
+    from the one-channel index map: no fancy indexing, no 3-channel merge); same checks, byte-identical output."""
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ValueError(f"Expected an RGB uint8 image of shape (h, w, 3); got {img.dtype} {img.shape}.")
