@@ -1,6 +1,6 @@
 """Run every benchmark and rewrite BENCHMARKS.md (+ bench/benchmarks.png).
 
-    .venv/bin/python -m bench.run_all            # everything (what `make bench` runs), ~15-25 min on 2 cores
+    .venv/bin/python -m bench.run_all            # everything (what `make bench` runs), ~10 min on a quiet 2-core machine
     .venv/bin/python -m bench.run_all --quick    # smoke run -> bench/results/quick/ (BENCHMARKS.md untouched)
     .venv/bin/python -m bench.run_all --only kernel_latency --only scaling
     .venv/bin/python -m bench.run_all --report-only   # rewrite BENCHMARKS.md from bench/results/*.json

@@ -14,7 +14,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # bench/ is a top-level folder of the repository, not part of the package
     sys.path.insert(0, str(REPO))
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(300),
+    pytest.mark.filterwarnings(
+        "ignore::DeprecationWarning"
+    ),  # tf-keras-vis imports scipy's deprecated namespace
+]
 
 
 @pytest.fixture(scope="module")
