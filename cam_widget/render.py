@@ -160,7 +160,11 @@ def to_index(
     """
     unit = normalize_cam(cam, normalize=normalize, relu=relu)
     big = upsample(unit, size, interpolation=interpolation)
-    return np.clip(np.rint(big * 255.0), 0, 255).astype(np.uint8)
+    if interpolation == "bicubic":  # bicubic overshoots below 0; convertScaleAbs would fold it back up
+        np.maximum(big, 0.0, out=big)
+    # One OpenCV pass: scale by 255, round half to even, saturate to uint8.  Byte-identical to
+    # np.clip(np.rint(big * 255), 0, 255).astype(np.uint8) (tests/test_render.py) and ~2x faster.
+    return cv2.convertScaleAbs(big, alpha=255.0)
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -184,8 +188,10 @@ def blend(image: np.ndarray, index: np.ndarray, colormap: str = "jet", alpha: fl
     idx = np.asarray(index)
     if idx.shape != img.shape[:2] or idx.dtype != np.uint8:
         raise ValueError(f"index must be uint8 of shape {img.shape[:2]}; got {idx.dtype} {idx.shape}.")
+    # A user LUT read straight from the one-channel index map (no 3-channel merge): byte-identical to
+    # ``lut[idx]`` and to cv2.LUT on the merged map, ~2x faster than the latter, ~10x than numpy.
     lut = colormap_lut(colormap).reshape(256, 1, 3)
-    heat = cv2.LUT(cv2.merge([idx, idx, idx]), lut)  # ~10x faster than numpy fancy indexing
+    heat = cv2.applyColorMap(np.ascontiguousarray(idx), np.ascontiguousarray(lut))
     return cv2.addWeighted(heat, float(alpha), img, 1.0 - float(alpha), 0.0)
 
 

@@ -101,3 +101,38 @@ def test_colorbar_runs_low_to_high():
     assert bar.shape == (4, 256, 3)
     np.testing.assert_array_equal(bar[0, 0], lut[0])
     np.testing.assert_array_equal(bar[0, -1], lut[255])
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
+def test_to_index_equals_the_straightforward_numpy_quantisation(interpolation):
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        cam = rng.normal(size=(int(rng.integers(1, 30)), int(rng.integers(1, 30)))).astype(np.float32)
+        size = (int(rng.integers(1, 300)), int(rng.integers(1, 300)))
+        for kw in ({}, {"relu": False}, {"normalize": (0.0, 2.0)}, {"normalize": "none"}):
+            unit = render.normalize_cam(cam, **kw)
+            big = render.upsample(unit, size, interpolation=interpolation)
+            want = np.clip(np.rint(big * 255.0), 0, 255).astype(np.uint8)
+            got = render.to_index(cam, size, interpolation=interpolation, **kw)
+            assert got.dtype == np.uint8 and got.shape == size
+            np.testing.assert_array_equal(got, want)
+    # exact halves round to even, like np.rint
+    half = np.array([[0.5 / 255, 1.5 / 255], [2.5 / 255, 1.0]], np.float32)
+    np.testing.assert_array_equal(
+        render.to_index(half, (2, 2), normalize="none"), np.rint(half * 255).astype(np.uint8)
+    )
+
+
+def test_blend_equals_the_lookup_table_by_numpy():
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    idx = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    for cmap in (*render.CURATED_COLORMAPS, "gray", "viridis_r"):
+        lut = render.colormap_lut(cmap)
+        np.testing.assert_array_equal(render.blend(img, idx, cmap, 1.0), lut[idx])
+        for alpha in (0.0, 0.37, 0.5):
+            want = cv2.addWeighted(lut[idx], alpha, img, 1.0 - alpha, 0.0)
+            np.testing.assert_array_equal(render.blend(img, idx, cmap, alpha), want)
+    # a non-contiguous index map (a view) is fine too
+    big = rng.integers(0, 256, (37, 106), dtype=np.uint8)
+    np.testing.assert_array_equal(render.blend(img, big[:, ::2], "jet", 1.0), render.colormap_lut("jet")[big[:, ::2]])
