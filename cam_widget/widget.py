@@ -11,10 +11,20 @@ So an alpha or colormap change is one lookup-table :func:`~cam_widget.render.ble
 :func:`~cam_widget.render.encode`; a class change adds one matrix-vector product on cached features
 (exact CAM); a layer change runs at most one forward pass, then is cached.
 
+Live frames are JPEG at every size (``png_max=0``): PNG costs 5-10x more to encode and is ~5x larger
+even at 224 px, and speed is the point; PNG is kept for :meth:`CAMExplorer.save` / the Save button and
+for the static ``_repr_mimebundle_`` fallback (lossless).
+
+What goes to the browser per change is kept small: the image's state is flushed first, the legend is
+one HTML widget, and the status line and legend only change when what they say changes (an alpha
+change sends the image alone; timings are in ``last_timings``, not on screen).  ``class_control`` is a
+short list -- the top-k, plus any other class picked with the search box or by index -- because a
+1,000-option ``<select>`` alone costs several ms per keypress in the browser.
+
 Rendering is coalesced.  Inside a Jupyter kernel, control changes only record "something changed"
 and wake one background thread that always renders the *newest* state; every frame carries a
 generation number and a frame older than the one on screen is never published.  Image, colour
-bar and status line are updated inside ``hold_sync`` so they change together.  Outside a kernel
+bar and status line are updated inside ``hold_sync`` so they change together (the image first).  Outside a kernel
 (tests, scripts) rendering is synchronous unless ``threaded=True``.
 
 Every handler catches exceptions and shows them (class name + message) in the status line; the
@@ -38,6 +48,7 @@ from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
+from traitlets import observe, validate
 
 from . import render
 from .cache import ByteLRU
@@ -46,7 +57,8 @@ from .imaging import MAX_PIXELS, load_image, resize_to
 
 __all__ = ["CAMExplorer"]
 
-#: The value of the separator entry between the top-k and the A-Z part of ``class_control``.
+#: The value of a separator entry in ``class_control`` (never a class; stepped over by the keyboard).  The
+#: short class list has none today; the constant and the stepping logic stay for compatibility.
 SEPARATOR = -1
 #: ``method_control`` options.
 METHODS = (("CAM", "cam"), ("Grad-CAM", "gradcam"))
@@ -102,10 +114,6 @@ def _in_kernel() -> bool:
     return ip is not None and getattr(ip, "kernel", None) is not None
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms"
-
-
 def _safe_filename(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "image"
 
@@ -129,6 +137,38 @@ def _report_value(report: Any, key: str) -> Any:
     return getattr(report, key, None)
 
 
+class _ClassDropdown(widgets.Dropdown):
+    """A stock Dropdown (same front end) whose ``value`` may be set to any class index: a class that is not
+    among the options yet is appended first (labelled by ``label_for``), so the list stays short."""
+
+    def __init__(self, label_for: Callable[[Any], str | None], **kwargs: Any) -> None:
+        self._label_for = label_for
+        self._appending = False
+        super().__init__(**kwargs)
+
+    @validate("value")
+    def _validate_value(self, proposal: Any) -> Any:
+        value = proposal.value
+        if value is not None and not self._initializing_traits_ and value not in self._options_values:
+            label = self._label_for(value)
+            if label is not None:
+                self._appending = True
+                try:
+                    self.options = (*self._options_full, (label, int(value)))
+                finally:
+                    self._appending = False
+        return super()._validate_value(proposal)
+
+    @observe("options")
+    def _propagate_options(self, change: Any) -> None:
+        if self._appending:  # keep the selection: only the labels and values grow
+            options = self._options_full
+            self.set_trait("_options_labels", tuple(i[0] for i in options))
+            self._options_values = tuple(i[1] for i in options)
+            return
+        super()._propagate_options(change)
+
+
 class CAMExplorer(widgets.VBox):
     """An interactive Class Activation Map explorer (display it as the last expression of a cell).
 
@@ -144,8 +184,11 @@ class CAMExplorer(widgets.VBox):
         layer: initial layer (default: the model's exact-CAM layer, else the last spatial layer).
         method: ``"cam"`` or ``"gradcam"`` (default: CAM where exact, else Grad-CAM).
         normalize, relu: how raw maps become colours (see :func:`cam_widget.render.to_index`).
-        png_max: frames whose longest side is at most this are sent as PNG, larger ones as JPEG.
-        jpeg_quality: JPEG quality of large frames.
+        png_max: live frames whose longest side is at most this are sent as PNG, larger ones as JPEG.
+            Default 0: JPEG at every size (the issue suggested PNG for small frames, but PNG is 5-10x
+            slower to encode and ~5x larger at 224 px; the latency target wins).  Save and the static
+            fallback are PNG regardless.
+        jpeg_quality: JPEG quality of live frames.
         map_cache_bytes: bound of the per-(image, layer, class, method) index-map cache.
         max_upload_bytes, max_upload_pixels: caps for uploaded files.
         save_dir: where the Save button writes full-resolution PNGs.
@@ -168,7 +211,7 @@ class CAMExplorer(widgets.VBox):
         method: str | None = None,
         normalize: render.Normalize = "minmax",
         relu: bool = True,
-        png_max: int = 256,
+        png_max: int = 0,
         jpeg_quality: int = 90,
         map_cache_bytes: int = 32 * 2**20,
         max_upload_bytes: int = 25 * 2**20,
@@ -223,6 +266,7 @@ class CAMExplorer(widgets.VBox):
 
         self._class_names = [str(n) for n in engine.class_names]
         self._az_options = self._build_az_options()
+        self._az_labels = {i: label for label, i in self._az_options}
         self._name_to_class: dict[str, int] = {}
         for i, n in enumerate(self._class_names):
             self._name_to_class.setdefault(n, i)
@@ -253,8 +297,8 @@ class CAMExplorer(widgets.VBox):
         self.upload_control = widgets.FileUpload(
             accept="image/*", multiple=True, description="Upload", layout=widgets.Layout(width="110px"),
         )
-        self.class_control = widgets.Dropdown(
-            options=self._az_options, description="Class", layout=widgets.Layout(width="340px"),
+        self.class_control = _ClassDropdown(
+            self._extra_class_label, options=(), description="Class", layout=widgets.Layout(width="340px"),
         )
         self.class_search = widgets.Combobox(
             options=sorted(self._name_to_class, key=str.casefold), ensure_option=True,
@@ -289,14 +333,8 @@ class CAMExplorer(widgets.VBox):
         self.image_widget = widgets.Image(
             format="png", layout=widgets.Layout(max_width="100%", height="auto", align_self="flex-start")
         )
-        self._legend_lo = widgets.HTML()
-        self._legend_bar = widgets.Image(format="png", width=256, height=12)
-        self._legend_hi = widgets.HTML()
-        self._legend_note = widgets.HTML()
-        self.legend = widgets.HBox(
-            [self._legend_lo, self._legend_bar, self._legend_hi, self._legend_note],
-            layout=widgets.Layout(align_items="center"),
-        )
+        # one widget (one message per change): min, colour bar (an inline PNG), max, the raw range
+        self.legend = widgets.HTML()
         self.status = widgets.HTML(layout=widgets.Layout(min_height="1.6em"))
 
         for w, cls in (
@@ -667,8 +705,8 @@ class CAMExplorer(widgets.VBox):
                 return False
             self._published = frame.generation
             with contextlib.ExitStack() as stack:
-                for w in (self.image_widget, self._legend_lo, self._legend_bar, self._legend_hi,
-                          self._legend_note, self.status, self.class_control):
+                # held syncs are flushed in reverse order of entry: the image (entered last) goes first
+                for w in (self.class_control, self.status, self.legend, self.image_widget):
                     stack.enter_context(w.hold_sync())
                 if frame.class_update is not None:
                     options, value = frame.class_update
@@ -681,17 +719,8 @@ class CAMExplorer(widgets.VBox):
                 if frame.data:
                     self.image_widget.format = frame.fmt
                     self.image_widget.value = frame.data
-                if frame.ok:
-                    self._legend_bar.value = self._bar(frame.state.colormap)
-                    self._legend_lo.value = f"<span title='colour-bar minimum'>{frame.scale[0]:.3g}</span>"
-                    self._legend_hi.value = f"<span title='colour-bar maximum'>{frame.scale[1]:.3g}</span>"
-                    note = f"raw map min {frame.raw[0]:.3g}, max {frame.raw[1]:.3g}"
-                    if self.relu and frame.raw[0] < 0:
-                        note += " (negative evidence clipped to 0)"
-                    self._legend_note.value = f"<small>{html.escape(note)}</small>"
-                else:
-                    self._legend_lo.value = self._legend_hi.value = ""
-                    self._legend_note.value = "<small>no map</small>"
+                # unchanged text sends nothing (traitlets compares), so an alpha change sends the image only
+                self.legend.value = self._legend_html(frame)
                 self.status.value = frame.status
             self._frame = frame
             self.last_timings = dict(frame.timings)
@@ -898,6 +927,36 @@ class CAMExplorer(widgets.VBox):
             data = self._bars[colormap] = render.encode(render.colorbar(colormap, 256, 12), "png")
         return data
 
+    def _legend_html(self, frame: _Frame) -> str:
+        if not frame.ok:
+            return "<div class='cam-legend-row'><small>no map</small></div>"
+        bar = base64.b64encode(self._bar(frame.state.colormap)).decode("ascii")
+        note = f"raw map min {frame.raw[0]:.3g}, max {frame.raw[1]:.3g}"
+        if self.relu and frame.raw[0] < 0:
+            note += " (negative evidence clipped to 0)"
+        return (
+            "<div class='cam-legend-row' style='display:flex;align-items:center;gap:6px'>"
+            f"<span class='cam-legend-lo' title='colour-bar minimum'>{frame.scale[0]:.3g}</span>"
+            f"<img class='cam-legend-bar' alt='{html.escape(frame.state.colormap)} colour bar' width='256' "
+            f"height='12' src='data:image/png;base64,{bar}'>"
+            f"<span class='cam-legend-hi' title='colour-bar maximum'>{frame.scale[1]:.3g}</span>"
+            f"<small class='cam-legend-note'>{html.escape(note)}</small></div>"
+        )
+
+    def _extra_class_label(self, value: Any) -> str | None:
+        """Label for a class appended to ``class_control`` (picked by search or by index), ``None`` if
+        ``value`` is not a class index."""
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            return None
+        i = int(value)
+        if not 0 <= i < len(self._class_names):
+            return None
+        photo = self._photos.get(self._class_image) if self._class_image is not None else None
+        prob = ""
+        if photo is not None and photo.probs is not None:
+            prob = f" — {float(photo.probs[i]):.1%}"
+        return f"{self._az_labels[i]}{prob}"
+
     def _build_az_options(self) -> tuple[tuple[str, int], ...]:
         counts: dict[str, int] = {}
         for n in self._class_names:
@@ -906,10 +965,9 @@ class CAMExplorer(widgets.VBox):
         return tuple(sorted(labelled, key=lambda t: (t[0].casefold(), t[1])))
 
     def _class_options(self, photo: _Photo) -> tuple[tuple[str, int], ...]:
+        """The top-k only; other classes are appended when picked (search box or ``class_control.value``)."""
         top = photo.top or []
-        head = tuple((f"{r}. {name} — {p:.1%}", int(i)) for r, (i, name, p) in enumerate(top, 1))
-        sep = ((f"──── all {len(self._class_names)} classes, A-Z ────", SEPARATOR),)
-        return head + sep + self._az_options
+        return tuple((f"{r}. {name} — {p:.1%}", int(i)) for r, (i, name, p) in enumerate(top, 1))
 
     def _layer_options(self) -> list[tuple[str, str]]:
         own = getattr(self.engine, "cam_layer", None)
@@ -961,18 +1019,11 @@ class CAMExplorer(widgets.VBox):
                 method += " with a refit head" + (f" ({', '.join(parts)})" if parts else "")
         elif not self._has_cam(s.layer):
             method += " (no exact-CAM head on this layer)"
-        t = frame.timings
-        h, w = frame.rgb.shape[:2] if frame.rgb is not None else (0, 0)
-        timing = (
-            f"{_ms(t['total'])}: map {'cached' if cached else _ms(t['map'])}, blend {_ms(t['blend'])}, "
-            f"{frame.fmt.upper()} {w}x{h} {len(frame.data) / 1024:.0f} KB in {_ms(t['encode'])}"
-        )
-        if t.get("classify", 0.0) > 0.002:
-            timing += f", classify {_ms(t['classify'])}"
+        # No timings here: they change with every frame and would cost a message per keypress; they are in
+        # ``last_timings``.  So an alpha or colormap change leaves this text, and the browser, alone.
         return (
             f"<span class='cam-ok'><b>{html.escape(name)}</b> (#{s.class_index}, p = {p:.3f}) · "
-            f"layer <code>{html.escape(s.layer)}</code> {res} · {html.escape(method)} · "
-            f"<span style='color:#666'>{html.escape(timing)}</span></span>"
+            f"layer <code>{html.escape(s.layer)}</code> {res} · {html.escape(method)}</span>"
         )
 
     def _error_html(self, exc: BaseException) -> str:

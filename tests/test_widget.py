@@ -8,12 +8,14 @@ per module (plus the embedded default model for one test, when installed).
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
 
 import cv2
+import ipywidgets as widgets
 import numpy as np
 import pytest
 from traitlets import TraitError
@@ -31,7 +33,7 @@ CAM_LAYER = "backbone/c3"  # 8 x 8, under GAP -> Dense
 NO_HEAD = "backbone/c2"  # 16 x 16, no head
 SPARE = "backbone/c1"  # 32 x 32, used for registered ("refit") heads
 NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
-SMALL = 200  # display size that gives PNG frames (lossless: exact colour checks)
+SMALL = 200  # display size of most tests; they ask for PNG frames up to it (lossless: exact colour checks)
 
 # A switch inside the model: when on, every forward pass raises (a model error at run time).
 TRIPWIRE = {"on": False}
@@ -99,6 +101,7 @@ def make(engine, photos):
 
     def _make(eng: Any = None, images: Any = None, **kw: Any) -> CAMExplorer:
         kw.setdefault("display_size", SMALL)
+        kw.setdefault("png_max", SMALL)  # lossless frames for exact colour checks; the default is JPEG everywhere
         w = CAMExplorer(eng or engine, photos if images is None else images, **kw)
         made.append(w)
         return w
@@ -163,32 +166,51 @@ def test_controls_exist_with_dom_classes_and_first_frame(make, engine, photos):
     assert w.current_map().shape == (8, 8)
 
 
-def test_class_options_topk_then_separator_then_all_classes_by_name(make, engine, photos):
+def test_class_options_are_the_topk_and_any_class_is_reachable(make, engine, photos):
     w = make(top_k=3)
     top = engine.top_k(photos["chelsea"], 3)
     opts = w.class_control.options
-    assert [v for _, v in opts[:3]] == [i for i, _, _ in top]
-    for (label, _), (_, name, p) in zip(opts[:3], top, strict=True):
+    assert [v for _, v in opts] == [i for i, _, _ in top]  # short: the top-k only (no 1,000-option <select>)
+    for (label, _), (_, name, p) in zip(opts, top, strict=True):
         assert name in label and f"{p:.1%}" in label
-    assert opts[3][1] == SEPARATOR
-    rest = opts[4:]
-    assert sorted(v for _, v in rest) == list(range(len(CLASS_NAMES)))
-    assert [label for label, _ in rest] == sorted(CLASS_NAMES, key=str.casefold)
-    assert len({label for label, _ in opts}) == len(opts)  # labels are unique
+    # any class by index: appended with its probability, selected, rendered
+    probs = engine.predict(photos["chelsea"])
+    other = next(i for i in range(len(CLASS_NAMES)) if i not in w.class_control._options_values)
+    w.class_control.value = other
+    assert w.class_control.value == other and w.state["class_index"] == other
+    label = w.class_control.label
+    assert CLASS_NAMES[other] in label and f"{float(probs[other]):.1%}" in label and label not in dict(opts)
+    assert len(w.class_control.options) == 4 and CLASS_NAMES[other] in w.status.value and not is_error(w)
+    w.class_control.value = top[1][0]  # back to a listed class: nothing appended
+    assert len(w.class_control.options) == 4
+    w.class_control.value = other  # picked again: not appended twice
+    assert len(w.class_control.options) == 4
+    assert len({label for label, _ in w.class_control.options}) == 4  # labels are unique
+    for bad in (len(CLASS_NAMES), -1, "zebra", 1.5):
+        with pytest.raises(TraitError):
+            w.class_control.value = bad
+    assert w.class_control.value == other and not is_error(w)
+    # a new image: its own top-k, the appended class is gone
+    w.image_control.value = "coffee"
+    assert [v for _, v in w.class_control.options] == [i for i, _, _ in engine.top_k(photos["coffee"], 3)]
 
 
-def test_keyboard_steps_over_the_separator_and_search_picks_a_class(make, engine):
+def test_search_picks_any_class_and_keyboard_steps_over_a_separator(make, engine):
     w = make(top_k=3)
-    w.class_control.index = 2
-    w.class_control.index = 3  # ArrowDown onto the separator ...
-    assert w.class_control.index == 4  # ... lands on the first class A-Z
-    assert w.class_control.value == CLASS_NAMES.index("apple")
-    w.class_control.index = 3  # ArrowUp onto the separator
-    assert w.class_control.index == 2
-    assert w.state["class_index"] == w.class_control.value != SEPARATOR
     w.class_search.value = "otter"
     assert w.class_control.value == CLASS_NAMES.index("otter")
     assert "otter" in w.status.value and not is_error(w)
+    assert w.class_control.index == 3 and w.class_control.options[-1][1] == CLASS_NAMES.index("otter")
+    # a separator entry (none in the short list today) is still stepped over by the keyboard
+    opts = w.class_control.options
+    with w._quiet():
+        w.class_control.options = (*opts[:2], ("────", SEPARATOR), *opts[2:])
+    w.class_control.index = 1
+    w.class_control.index = 2  # PageDown onto the separator ...
+    assert w.class_control.index == 3  # ... lands on the next class
+    w.class_control.index = 2  # PageUp onto it
+    assert w.class_control.index == 1
+    assert w.state["class_index"] == w.class_control.value != SEPARATOR
 
 
 def test_layer_picker_lists_every_spatial_layer_with_resolution(make, engine):
@@ -270,20 +292,88 @@ def test_large_frames_are_jpeg_capped_at_display_size(make, engine, photos):
     assert frame.shape == (511, 768, 3)
     want = expected_frame(w, engine, big, w.class_control.value, CAM_LAYER, "cam", 0.5, "jet")
     assert np.abs(frame.astype(int) - want.astype(int)).mean() < 3.0  # JPEG: close, not exact
-    small = make(images={"big": big}, display_size=256)
+    small = make(images={"big": big}, display_size=256, png_max=256)  # PNG only when asked for
     assert small.image_widget.format == "png" and decode(small.overlay_bytes).shape == (170, 256, 3)
+
+
+def test_live_frames_are_jpeg_at_every_size_by_default_save_and_fallback_png(engine, photos, tmp_path):
+    w = CAMExplorer(engine, photos, display_size=SMALL)  # no png_max: the default
+    try:
+        assert w.png_max == 0
+        assert w.image_widget.format == "jpeg" and w.overlay_bytes[:2] == b"\xff\xd8"
+        frame = decode(w.overlay_bytes)
+        assert frame.shape == w.overlay_rgb.shape and max(frame.shape[:2]) == SMALL
+        assert np.abs(frame.astype(int) - w.overlay_rgb.astype(int)).mean() < 3.0
+        w.alpha_control.value = 0.8
+        assert w.image_widget.format == "jpeg"
+        bundle = w._repr_mimebundle_()
+        png = base64.b64decode(bundle["image/png"])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        np.testing.assert_array_equal(decode(png), w.overlay_rgb)  # the fallback is lossless
+        saved = w.save(tmp_path / "o.png").read_bytes()
+        assert saved[:8] == b"\x89PNG\r\n\x1a\n" and decode(saved).shape == photos["chelsea"].shape
+        w.layer_control.value = NO_HEAD
+        w.method_control.value = "cam"  # an error frame (the photo alone) is JPEG too
+        assert is_error(w) and w.image_widget.format == "jpeg"
+    finally:
+        w.close()
+
+
+def legend_bar(w: CAMExplorer) -> np.ndarray:
+    m = re.search(r"src='data:image/png;base64,([^']+)'", w.legend.value)
+    assert m, w.legend.value
+    return decode(base64.b64decode(m.group(1)))
 
 
 def test_legend_shows_the_value_range_and_the_colormap(make, engine):
     w = make(colormap="jet")
     cam = w.current_map()
     lo, hi = float(cam.min()), float(cam.max())
-    assert f"{max(hi, 0.0):.3g}" in w._legend_hi.value and f"{hi:.3g}" in w._legend_note.value
-    assert f"{lo:.3g}" in w._legend_note.value
-    bar = decode(bytes(w._legend_bar.value))
-    np.testing.assert_array_equal(bar[0, -1], render.colormap_lut("jet")[255])
+    legend = w.legend.value
+    assert isinstance(w.legend, widgets.HTML)  # one widget: one message per change
+    assert f"colour-bar maximum'>{max(hi, 0.0):.3g}<" in legend and f"max {hi:.3g}" in legend
+    assert f"min {lo:.3g}" in legend
+    np.testing.assert_array_equal(legend_bar(w)[0, -1], render.colormap_lut("jet")[255])
+    np.testing.assert_array_equal(legend_bar(w)[0, 0], render.colormap_lut("jet")[0])
     w.colormap_control.value = "viridis"
-    np.testing.assert_array_equal(decode(bytes(w._legend_bar.value))[0, -1], render.colormap_lut("viridis")[255])
+    np.testing.assert_array_equal(legend_bar(w)[0, -1], render.colormap_lut("viridis")[255])
+    w.layer_control.value = NO_HEAD
+    w.method_control.value = "cam"
+    assert is_error(w) and "no map" in w.legend.value
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every widget message the kernel would send: (widget, state keys incl. binary buffers)."""
+    log: list[tuple[widgets.Widget, list[str]]] = []
+
+    def _send(self: widgets.Widget, msg: dict, buffers: Any = None) -> None:
+        if msg.get("method") == "update":
+            keys = sorted(msg.get("state", {})) + ["/".join(map(str, p)) for p in msg.get("buffer_paths", [])]
+            log.append((self, keys))
+
+    monkeypatch.setattr(widgets.Widget, "_send", _send)
+    return log
+
+
+def test_an_alpha_change_sends_the_image_alone_and_the_image_goes_first(make, sent):
+    w = make(png_max=0)
+    w.class_control.value = w.class_control.options[1][1]
+    sent.clear()
+    w.alpha_control.value = 0.3
+    # the slider's own echo aside, the only message is the image (no status / legend rewrite)
+    assert [(wd, k) for wd, k in sent if wd is not w.alpha_control] == [(w.image_widget, ["value"])]
+    status, legend = w.status.value, w.legend.value
+    sent.clear()
+    w.colormap_control.value = "viridis"  # the legend's bar changes, the status line does not
+    out = [wd for wd, _ in sent if wd is not w.colormap_control]
+    assert out == [w.image_widget, w.legend] and w.status.value == status and w.legend.value != legend
+    sent.clear()
+    w.class_control.value = w.class_control.options[2][1]  # class: image first, then legend and status
+    out = [wd for wd, _ in sent if wd is not w.class_control]
+    assert out[0] is w.image_widget and set(out) == {w.image_widget, w.legend, w.status} and len(out) == 3
+    assert {"total", "map", "blend", "encode"} <= set(w.last_timings)  # timings: here, not on screen
+    assert " ms" not in w.status.value
 
 
 # ------------------------------------------------------------------------------------------------ caches
@@ -612,14 +702,15 @@ def test_default_engine_with_the_sample_photos():
     try:
         assert not is_error(w), w.status.value
         assert w.class_control.value in (281, 282, 285)  # chelsea: tabby / tiger cat / Egyptian cat
-        assert len(w.class_control.options) == 5 + 1 + 1000
+        assert len(w.class_control.options) == 5  # the top-5; any other class is appended when picked
         assert w.layer_control.value == eng.cam_layer == "top_activation"
         assert w.current_map().shape == (7, 7)
         before = counters(eng)
         w.class_control.value = 967  # espresso, by index, outside the top-5
         w.alpha_control.value = 0.8
         assert counters(eng)[:2] == before[:2] and not is_error(w)
-        assert "espresso" in w.status.value
+        assert "espresso" in w.status.value and "espresso" in w.class_control.label
+        assert len(w.class_control.options) == 6
     finally:
         w.close()
 
