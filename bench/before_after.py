@@ -5,8 +5,10 @@ put first on ``PYTHONPATH``; the benchmark code (bench/) is the current one in b
 before, after, before, after ... so that machine noise hits both; the report takes the median of the per-run
 medians.
 
-Default ``--ref``: the commit before 57cace0 ("render: cv2.LUT blend and RLE PNG; engine remembers hashes of
-read-only photos"), the fixes that followed this benchmark's first findings.
+Default ``--ref``: edaeb07, the tree before the second round of fixes that followed this benchmark's findings
+(db4cf93 render: ``cv2.applyColorMap`` blend, ``cv2.convertScaleAbs`` quantisation; 6a48d08 widget: JPEG live frames
+at every size, image flushed first, one legend widget, no per-frame status rewrite, short class dropdown).  The first
+round (57cace0: ``cv2.LUT`` blend, RLE PNG, hashes of read-only photos) is measured with ``--ref 57cace0~1``.
 
     .venv/bin/python -m bench.before_after [--ref REV] [--quick]
 """
@@ -27,8 +29,12 @@ from . import common
 from .common import log, now
 
 NAME = "before_after"
-DEFAULT_REF = "57cace0~1"
-FIX_COMMIT = "57cace0"
+DEFAULT_REF = "edaeb07"
+FIX_COMMIT = "db4cf93 + 6a48d08"
+FIX_DESCRIPTION = (
+    "PNG frames up to 256 px, `render.blend` with `cv2.LUT` on a 3-channel merge, `to_index` by numpy; after: JPEG "
+    "live frames at every size, `cv2.applyColorMap` on the one-channel index, `to_index` by `cv2.convertScaleAbs`"
+)
 CASES = ("seed", "class_first", "class_cached", "alpha", "colormap", "colormap_first", "floor")
 
 
@@ -129,7 +135,8 @@ def run(quick: bool = False, repeats: int | None = None, ref: str = DEFAULT_REF)
     return {
         "ref": ref,
         "before_commit": commit,
-        "fix_commit": FIX_COMMIT,
+        "fix_commit": FIX_COMMIT if ref == DEFAULT_REF else "the current tree",
+        "fix_description": FIX_DESCRIPTION if ref == DEFAULT_REF else None,
         "after_commit": common._git("rev-parse", "--short", "HEAD"),
         "imported_from": where,
         "repeats_per_run": reps,

@@ -16,7 +16,7 @@ import contextlib
 import sys
 from typing import Any
 
-from . import common, proposed
+from . import common
 from .common import log, now, ratio, stats
 from .profiling import profile_calls
 
@@ -77,14 +77,12 @@ def measure_size(
     fresh_classes = [c for c in range(3, 1000, 7) if c not in top]
     seed = SeedPath(engine)
 
-    # "after": the same photo in a second explorer with the proposed settings (bench/proposed.py: png_max=0 and
-    # the cv2.applyColorMap blend prototype, patched in only around its own calls)
-    ex2 = _explorer(engine, src, display, **proposed.EXPLORER_KW)
+    # The fixes once prototyped in bench/proposed.py (png_max=0, the cv2.applyColorMap blend) are in the product
+    # now; the "before" of those fixes is measured by bench/before_after.py (an exported older cam_widget).
     idx = render.to_index(engine.cam(src, top[0]), (h, w))
-    identical = proposed.check_identical(src, idx)
 
     # warm every cached path once
-    for e in (ex, ex2):
+    for e in (ex,):
         for c in [*top, top[0]]:
             e.class_control.value = c
         for cm in [*curated, "jet"]:
@@ -95,7 +93,7 @@ def measure_size(
 
     names = ("alpha", "colormap", "colormap_first", "class_cached", "class_first")
     cases: dict[str, list[float]] = {
-        k: [] for k in ("seed", *names, "floor", *(f"{n}_proposed" for n in names))
+        k: [] for k in ("seed", *names, "floor")
     }
     seed_parts: dict[str, list[float]] = {"forward": [], "loop": [], "figure": []}
     widget_parts: dict[str, dict[str, list[float]]] = {}
@@ -110,17 +108,15 @@ def measure_size(
             "class_first": _setter(e, e.class_control, fresh_classes),
         }
 
-    before, after = setters(ex), setters(ex2)
+    before = setters(ex)
 
     def timed(case: str) -> None:
-        proposed_case = case.endswith("_proposed")
-        e, fn = (ex2, after[case[: -len("_proposed")]]) if proposed_case else (ex, before[case])
+        e, fn = ex, before[case]
         i = counters[case]
         counters[case] += 1
-        with proposed.patched_blend() if proposed_case else contextlib.nullcontext():
-            t0 = now()
-            fn(i)
-            cases[case].append(now() - t0)
+        t0 = now()
+        fn(i)
+        cases[case].append(now() - t0)
         parts = widget_parts.setdefault(case, {})
         for k, v in e.last_timings.items():
             parts.setdefault(k, []).append(v)
@@ -136,18 +132,15 @@ def measure_size(
         for _ in range(per_round):
             for case in ("alpha", "colormap", "class_cached"):
                 timed(case)
-                timed(f"{case}_proposed")
             t0 = now()
             floor(r)
             cases["floor"].append(now() - t0)
         # first-time cases: a colormap never shown, a class never shown (engine features are cached)
         for case in ("colormap_first", "class_first"):
             timed(case)
-            timed(f"{case}_proposed")
-        for e in (ex, ex2):
+        for e in (ex,):
             e.class_control.value = top[0]  # back to a cached class for the next round
             e.colormap_control.value = "jet"
-    ex2.close()
     set_alpha, set_class_first = before["alpha"], before["class_first"]
 
     # ---- layer changes (Grad-CAM: only the model's own layer has an exact-CAM head) -------------------------
@@ -188,11 +181,6 @@ def measure_size(
 
     out: dict[str, Any] = {
         "display": display,
-        "proposed": {
-            "explorer_kw": proposed.EXPLORER_KW,
-            "blend": "cv2.applyColorMap LUT (bench/proposed.py)",
-            "blend_identical_to_render_blend": identical,
-        },
         "frame": {"width": w, "height": h, "format": fmt, "bytes": len(ex.image_widget.value)},
         "top5": top,
         "cases": {k: stats(v) for k, v in cases.items()},
@@ -223,8 +211,6 @@ def measure_size(
             "target": 100,
             "aim": 500,
             "met": bool(out["speedup_vs_seed"][k] and out["speedup_vs_seed"][k] >= 100),
-            "speedup_proposed": out["speedup_vs_seed"].get(f"{k}_proposed"),
-            "met_proposed": bool((out["speedup_vs_seed"].get(f"{k}_proposed") or 0) >= 100),
         }
         for k in TARGET_CASES
     }

@@ -293,9 +293,9 @@ def _before_after(ba: dict[str, Any]) -> list[str]:
         "### Before / after the fixes that landed",
         "",
         f"Reproduce: {_cmd(ba)} ({_load_note(ba)}). The same kernel benchmark on `cam_widget` as of "
-        f"`{ba['ref']}` ({ba['before_commit']}, before {ba['fix_commit']}: `render.blend` with `cv2.LUT` instead of "
-        "numpy fancy indexing, PNG with the RLE strategy, the engine remembering the hash of read-only photos) and on "
-        f"the current tree ({ba['after_commit']}); {ba['runs_per_side']} runs per side of {ba['repeats_per_run']} "
+        f"`{ba['ref']}` ({ba['before_commit']}, before {ba['fix_commit']}: "
+        f"{ba.get('fix_description') or '`render.blend` with `cv2.LUT` instead of numpy fancy indexing, PNG with the RLE strategy, the engine remembering the hash of read-only photos'}"
+        f") and on the current tree ({ba['after_commit']}); {ba['runs_per_side']} runs per side of {ba['repeats_per_run']} "
         "rounds each, alternating; medians of the per-run medians.",
         "",
         "| display | change | before | after | faster | vs the seed: before -> after |",
@@ -308,6 +308,74 @@ def _before_after(ba: dict[str, Any]) -> list[str]:
             f"{fmt_ms(r['after_ms'])} | {_x(r['speedup'], 2)} | {vs} |"
         )
     return [*lines, ""]
+
+
+#: Results saved just before the second round of fixes (db4cf93 render, 6a48d08 widget), for the before/after table.
+BEFORE_DIR = "before_fixes"
+
+
+def _round2(res: dict[str, Any], results_dir: Path) -> list[str]:
+    """Before/after of the second round of fixes: the saved results of the run before them vs this run."""
+    old = _load(Path(results_dir) / BEFORE_DIR)
+    ob, nb = old.get("browser_latency"), res.get("browser_latency")
+    ok_, nk = old.get("kernel_latency"), res.get("kernel_latency")
+    if not ((ob and nb) or (ok_ and nk)):
+        return []
+    lines = [
+        "## Before / after the second round of fixes (JPEG frames, OpenCV blend, image first, short class list)",
+        "",
+        "db4cf93 (render: `blend` colours the one-channel index with `cv2.applyColorMap`, `to_index` quantises with "
+        "`cv2.convertScaleAbs`, both byte-identical to before, tests/test_render.py) and 6a48d08 (widget: `png_max=0`, "
+        "JPEG live frames at every size; the image's state flushed first; one HTML widget for the legend; no timings "
+        "in the status line, so an alpha change sends the image alone; `class_control` lists the top-k plus classes "
+        "picked by search or by index instead of all 1,000). \"Before\" is the previous full run "
+        f"(`bench/results/{BEFORE_DIR}/`, commit {(ob or ok_).get('machine', {}).get('commit', '?') if isinstance((ob or ok_).get('machine'), dict) else '?'}), "
+        "\"after\" this one: different runs, so compare the **ratios** (each measured within its own run: vs the "
+        "seed, vs the floor); section 1's before/after table measures the kernel side both ways in one run.",
+        "",
+    ]
+    if ok_ and nk:
+        lines += ["| kernel, vs the seed (>= 100x) | before | after |", "|---|---|---|"]
+        for so, sn in zip(ok_["sizes"], nk["sizes"], strict=False):
+            for case in ("class_first", "class_cached", "alpha", "colormap"):
+                a, b_ = so["speedup_vs_seed"].get(case), sn["speedup_vs_seed"].get(case)
+                ma, mb = so["cases"][case]["median_ms"], sn["cases"][case]["median_ms"]
+                lines.append(
+                    f"| {sn['display']} px, {CASE_LABELS.get(case, case)} | {_x(a)} ({fmt_ms(ma)}, "
+                    f"{so['frame']['format'].upper()}) | {_x(b_)} ({fmt_ms(mb)}, {sn['frame']['format'].upper()}) |"
+                )
+        lines.append("")
+    if ob and nb and "configs" in ob and "configs" in nb:
+        lines += [
+            "| browser, vs the floor (<= 1.25x) | before | after | messages per key (image #): before -> after | "
+            "keydown -> update sent: before -> after |",
+            "|---|---|---|---|---|",
+        ]
+        olds = {c["label"]: c for c in ob["configs"]}
+        for cn in nb["configs"]:
+            co = olds.get(cn["label"])
+            if not co:
+                continue
+            for case in ("alpha", "class_cached", "class_first"):
+                if case not in cn["cases"] or case not in co["cases"]:
+                    continue
+                o, n = co["cases"][case], cn["cases"][case]
+
+                def msgs(v: dict[str, Any]) -> str:
+                    return f"{_n(v.get('comm_msgs_median'))} ({_n(v.get('image_message_position_median'))})"
+
+                def sent(v: dict[str, Any]) -> str:
+                    t = v.get("timeline", {}).get("keydown_to_sent")
+                    return "n/a" if t is None else f"{t:.1f} ms"
+
+                lines.append(
+                    f"| {cn['label'].split(':')[0]}, {case.replace('_cached', ' (seen before)').replace('_first', ' (first time)')} | "
+                    f"{_x(co['ratios_vs_floor'].get(case), 2)} ({fmt_ms(o['latency_ms_median'])}) | "
+                    f"{_x(cn['ratios_vs_floor'].get(case), 2)} ({fmt_ms(n['latency_ms_median'])}) | "
+                    f"{msgs(o)} -> {msgs(n)} | {sent(o)} -> {sent(n)} |"
+                )
+        lines.append("")
+    return lines
 
 
 def _browser(b: dict[str, Any]) -> list[str]:
@@ -689,10 +757,9 @@ def _findings(res: dict[str, Any]) -> list[str]:
                     "half of every change (libjpeg-turbo through OpenCV, quality 90); everything else is below a "
                     "millisecond. At this size the floor row (one blend + one JPEG, no widget) is "
                     f"{_x(fl)} faster than the seed, so the target is met only with little to spare and noise decides. "
-                    "Options: keep the default display cap (768 px); encode at a lower quality while a control is "
-                    "being moved; `to_index` in one OpenCV pass (`cv2.convertScaleAbs(cv2.resize(unit, ...), "
-                    "alpha=255)`, byte-identical, asserted in "
-                    f"{cmd_s}) saves a little on first-time class changes. "
+                    "`to_index` (one OpenCV pass) and `blend` (`cv2.applyColorMap`) are already at their floor; what "
+                    "is left is the encoder. Options: keep the default display cap (768 px); encode at a lower "
+                    "quality while a control is being moved. "
                 )
             if sz["frame"]["format"] == "png" and d:
                 msg += (
@@ -797,22 +864,18 @@ def _findings(res: dict[str, Any]) -> list[str]:
                 )
             cm, fm = c["class_cached"].get("comm_msgs_median"), c["floor_dropdown"].get("comm_msgs_median")
             if "class_cached" in missed and cm and fm and cm > fm:
+                pos = c["class_cached"].get("image_message_position_median")
                 text += (
-                    f"(c) A class change makes the kernel send {_n(cm)} widget messages, the image last "
-                    f"(#{_n(c['class_cached'].get('image_message_position_median'))}), vs {_n(fm)} for the floor (echo + "
-                    "image): the status line and the legend's HTML widgets change with every class, and `_publish` "
-                    "enters `image_widget.hold_sync()` first, so its state is flushed last; image sent -> received "
+                    f"(c) A class change makes the kernel send {_n(cm)} widget messages (image #{_n(pos)}), vs {_n(fm)} "
+                    "for the floor (echo + image): a new class changes what the legend (value range) and the status "
+                    "line (class, probability) say, so they must follow the image; image sent -> received "
                     f"{tl('class_cached', 'image_sent_to_received')} vs {tl('floor_dropdown', 'image_sent_to_received')} "
-                    "for the floor (small websocket messages queue behind each other: Nagle, /work/shared/README.md). "
-                    f"And the 1,000-option class `<select>` takes {tl('class_cached', 'keydown_to_sent')} from keydown "
-                    f"to the update being sent vs {tl('floor_dropdown', 'keydown_to_sent')} for the floor's short "
-                    "dropdown. "
+                    "for the floor. Class `<select>`, keydown -> update sent: "
+                    f"{tl('class_cached', 'keydown_to_sent')} vs {tl('floor_dropdown', 'keydown_to_sent')} for the "
+                    "floor's dropdown. "
                 )
-                fixes += [
-                    "flush the image first (enter its `hold_sync()` last)",
-                    "one HTML widget for the legend instead of three, fewer status rewrites",
-                    "a short top-k class dropdown, with the existing Combobox reaching the other classes",
-                ]
+                if pos and pos > 1.5:
+                    fixes.append("flush the image first (enter its `hold_sync()` last)")
             if fixes:
                 text += "Fixes (widget): " + "; ".join(fixes) + "."
             out.append(text)
@@ -973,6 +1036,7 @@ def write_report(results_dir: Path, md: Path, png: Path, runs: list[dict[str, An
     lines += _machine(res)
     lines += _summary(res)
     lines += _findings(res)
+    lines += _round2(res, Path(results_dir))
     if "kernel_latency" in res:
         lines += _kernel(res["kernel_latency"])
     if "before_after" in res:
