@@ -38,52 +38,8 @@ NOTEBOOK_SECONDS = 300
 #: Bound per cell (nbclient's own timeout; a hung cell fails fast instead of eating the whole budget).
 CELL_SECONDS = 240
 
-# Installed into each kernel: refuse every connection that does not stay on this machine.
-OFFLINE_STARTUP = textwrap.dedent(
-    '''
-    """cam-widget notebook tests: the kernel runs offline (loopback stays open for Jupyter)."""
-    import ipaddress as _ipaddress
-    import socket as _socket
-
-
-    def _cam_widget_is_local(address):
-        if isinstance(address, (str, bytes)):
-            return True
-        host = address[0] if isinstance(address, tuple) and address else ""
-        if host in ("localhost", ""):
-            return True
-        try:
-            return _ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
-
-
-    def _cam_widget_guard(real):
-        def connect(self, address):
-            if not _cam_widget_is_local(address):
-                raise OSError(f"network access blocked in the notebook tests: {address!r}")
-            return real(self, address)
-
-        return connect
-
-
-    _real_getaddrinfo = _socket.getaddrinfo
-
-
-    def _cam_widget_getaddrinfo(host, *args, **kwargs):
-        if host not in (None, "localhost", "127.0.0.1", "::1", b"localhost"):
-            try:
-                _ipaddress.ip_address(host if isinstance(host, str) else "")
-            except ValueError:
-                raise OSError(f"network access blocked in the notebook tests: cannot resolve {host!r}") from None
-        return _real_getaddrinfo(host, *args, **kwargs)
-
-
-    _socket.socket.connect = _cam_widget_guard(_socket.socket.connect)
-    _socket.socket.connect_ex = _cam_widget_guard(_socket.socket.connect_ex)
-    _socket.getaddrinfo = _cam_widget_getaddrinfo
-    '''
-)
+# Installed into each kernel as an IPython startup file: refuse every connection that leaves this machine.
+OFFLINE_STARTUP = (Path(__file__).parent / "offline.py").read_text() + "\ninstall()\n"
 
 
 def kernel_env(
