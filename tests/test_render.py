@@ -136,3 +136,17 @@ def test_blend_equals_the_lookup_table_by_numpy():
     # a non-contiguous index map (a view) is fine too
     big = rng.integers(0, 256, (37, 106), dtype=np.uint8)
     np.testing.assert_array_equal(render.blend(img, big[:, ::2], "jet", 1.0), render.colormap_lut("jet")[big[:, ::2]])
+
+
+def test_encode_gives_the_bytes_of_the_plain_bgr_swap():
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (41, 67, 3), dtype=np.uint8)
+    for fmt, ext, params in (
+        ("jpeg", ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 90]),
+        ("png", ".png", [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]),
+    ):
+        want = cv2.imencode(ext, np.ascontiguousarray(img[..., ::-1]), params)[1].tobytes()
+        assert render.encode(img, fmt, 90) == want
+        assert render.encode(img[:, ::-1], fmt, 90) == cv2.imencode(  # a non-contiguous input too
+            ext, np.ascontiguousarray(img[:, ::-1, ::-1]), params
+        )[1].tobytes()
