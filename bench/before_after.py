@@ -7,7 +7,8 @@ medians.
 
 Default ``--ref``: edaeb07, the tree before the second round of fixes that followed this benchmark's findings
 (db4cf93 render: ``cv2.applyColorMap`` blend, ``cv2.convertScaleAbs`` quantisation; 6a48d08 widget: JPEG live frames
-at every size, image flushed first, one legend widget, no per-frame status rewrite, short class dropdown).  The first
+at every size, image flushed first, one legend widget, no per-frame status rewrite, short class dropdown; d7fb494
+render.encode: RGB -> BGR by ``cv2.cvtColor``).  The first
 round (57cace0: ``cv2.LUT`` blend, RLE PNG, hashes of read-only photos) is measured with ``--ref 57cace0~1``.
 
     .venv/bin/python -m bench.before_after [--ref REV] [--quick]
@@ -30,10 +31,11 @@ from .common import log, now
 
 NAME = "before_after"
 DEFAULT_REF = "edaeb07"
-FIX_COMMIT = "db4cf93 + 6a48d08"
+FIX_COMMIT = "db4cf93 + 6a48d08 + d7fb494"
 FIX_DESCRIPTION = (
     "PNG frames up to 256 px, `render.blend` with `cv2.LUT` on a 3-channel merge, `to_index` by numpy; after: JPEG "
-    "live frames at every size, `cv2.applyColorMap` on the one-channel index, `to_index` by `cv2.convertScaleAbs`"
+    "live frames at every size, `cv2.applyColorMap` on the one-channel index, `to_index` by `cv2.convertScaleAbs`, the "
+    "encoder's RGB -> BGR swap by `cv2.cvtColor` instead of a strided view"
 )
 CASES = ("seed", "class_first", "class_cached", "alpha", "colormap", "colormap_first", "floor")
 

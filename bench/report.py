@@ -310,7 +310,8 @@ def _before_after(ba: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-#: Results saved just before the second round of fixes (db4cf93 render, 6a48d08 widget), for the before/after table.
+#: Results saved just before the second round of fixes (db4cf93 + d7fb494 render, 6a48d08 widget), for the
+#: before/after table.
 BEFORE_DIR = "before_fixes"
 
 
@@ -328,7 +329,9 @@ def _round2(res: dict[str, Any], results_dir: Path) -> list[str]:
         "`cv2.convertScaleAbs`, both byte-identical to before, tests/test_render.py) and 6a48d08 (widget: `png_max=0`, "
         "JPEG live frames at every size; the image's state flushed first; one HTML widget for the legend; no timings "
         "in the status line, so an alpha change sends the image alone; `class_control` lists the top-k plus classes "
-        "picked by search or by index instead of all 1,000). \"Before\" is the previous full run "
+        "picked by search or by index instead of all 1,000) and d7fb494 (`render.encode` swaps RGB -> BGR with "
+        "`cv2.cvtColor` instead of handing OpenCV the strided view `img[..., ::-1]`: same bytes, the JPEG encode of a "
+        "1024x681 frame 3.1 -> 1.3 ms). \"Before\" is the previous full run "
         f"(`bench/results/{BEFORE_DIR}/`, commit {(ob or ok_).get('machine', {}).get('commit', '?') if isinstance((ob or ok_).get('machine'), dict) else '?'}), "
         "\"after\" this one: different runs, so compare the **ratios** (each measured within its own run: vs the "
         "seed, vs the floor); section 1's before/after table measures the kernel side both ways in one run.",
