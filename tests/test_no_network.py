@@ -1,7 +1,7 @@
 import socket
 
 import pytest
-from conftest import NetworkBlocked
+from offline import NetworkBlocked
 
 
 def test_outbound_connections_are_blocked():
