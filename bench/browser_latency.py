@@ -88,6 +88,14 @@ if {frames_path!r}:  # the frames as sent: same format and size as the one on sc
     _fmt, _shape = explorer.image_widget.format, explorer.overlay_rgb.shape
     with open({frames_path!r}, "wb") as _f:
         _uniq = list(dict.fromkeys(b for f, s, b in FRAMES if f == _fmt and s == _shape))  # distinct frames only
+        if len(_uniq) < 48:  # top-k classes x a few alphas give few distinct frames; the floor's slider and
+            # dropdown share one image and must never step onto the frame already shown: pad with more overlays
+            # of the same photo, size and format (other opacities)
+            _disp = explorer._photos["photo"].display
+            _idx = render.to_index(explorer.current_map(), _disp.shape[:2])
+            for _a in [round(0.05 + 0.015 * _k, 3) for _k in range(60)]:
+                _uniq.append(render.encode(render.blend(_disp, _idx, "jet", _a), _fmt, explorer.jpeg_quality))
+            _uniq = list(dict.fromkeys(_uniq))
         pickle.dump(_uniq[-64:], _f)
 LOG.clear(); CTRL.clear()
 print(_j.dumps(_out))
