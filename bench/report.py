@@ -877,8 +877,30 @@ def _findings(res: dict[str, Any]) -> list[str]:
                     f"{tl('class_cached', 'keydown_to_sent')} vs {tl('floor_dropdown', 'keydown_to_sent')} for the "
                     "floor's dropdown. "
                 )
-                if pos and pos > 1.5:
+                if pos and pos > 2.5:  # #1 is the control's own echo
                     fixes.append("flush the image first (enter its `hold_sync()` last)")
+                elif cm > fm + 1:
+                    text += (
+                        "The image already goes first (after the control's echo); an option not taken: legend and "
+                        "status in one HTML widget (one message fewer per class change). "
+                    )
+            fl_case = "floor_dropdown" if "class_cached" in missed else "floor_slider"
+            mine = "class_cached" if "class_cached" in missed else "alpha"
+            lat_s = {x: [sm["latency_ms"] for sm in c[x].get("samples", [])] for x in (mine, fl_case)}
+            if all(lat_s.values()):
+                cut = min(lat_s[fl_case]) + 8.0
+                fast = {x: sum(v < cut for v in vals) for x, vals in lat_s.items()}
+                text += (
+                    f"(d) The latencies are bimodal: the page paints on display frames (~16 ms apart), so a keypress "
+                    f"is painted either in the next frame or the one after. Samples under {cut:.0f} ms: "
+                    f"{fast[mine]}/{len(lat_s[mine])} for the panel ({mine.replace('_cached', ' (seen before)')}) vs "
+                    f"{fast[fl_case]}/{len(lat_s[fl_case])} for the floor; the median lands in one mode or the other, "
+                    "so a ratio near the threshold moves with the mode mix more than with our milliseconds. What the "
+                    "panel adds (kernel busy -> image sent "
+                    f"{tl(mine, 'kernel_busy_to_image_sent')} vs {tl(fl_case, 'kernel_busy_to_image_sent')}, plus the "
+                    "legend's and status line's re-layout after a class change) decides how often it misses the earlier "
+                    "frame. "
+                )
             if fixes:
                 text += "Fixes (widget): " + "; ".join(fixes) + "."
             out.append(text)
