@@ -242,7 +242,8 @@ def encode(image: np.ndarray, fmt: str = "png", quality: int = 90) -> bytes:
     if fmt in ("jpg", "jpeg"):
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     elif fmt == "png":
-        # RLE strategy: 3x faster than the default deflate on smooth heat maps, and smaller files
+        # RLE strategy: a little faster and smaller than default deflate on photo overlays (451x300 chelsea:
+        # 6.3 vs 7.3 ms, 188 vs 215 kB); much faster on flat heat maps.  Live frames are JPEG anyway.
         params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
         ok, buf = cv2.imencode(".png", bgr, params)
     else:
