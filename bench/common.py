@@ -345,3 +345,15 @@ def fmt_ms(v: float | None) -> str:
 def cycle(values: Iterable[Any]) -> Callable[[int], Any]:
     vals = list(values)
     return lambda i: vals[i % len(vals)]
+
+
+def run_cli(name: str, doc: str | None, run: Callable[..., dict[str, Any]], argv: list[str] | None) -> tuple[dict[str, Any], Path]:
+    """The shared ``main()`` of every benchmark: parse ``--quick/--repeats/--out``, run, save the JSON.
+
+    Returns the result body (for the benchmark's own printout) and the path written.
+    """
+    args = arg_parser((doc or name).splitlines()[0]).parse_args(argv)
+    started, load = now(), load_snapshot()
+    body = run(quick=args.quick, repeats=args.repeats)
+    result = envelope(name, args.quick, body, started, load)
+    return body, save(result, args.out, name, args.quick)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import common
-from .common import log, now, stats, time_calls
+from .common import log, stats, time_calls
 
 NAME = "scaling"
 
@@ -226,11 +226,7 @@ def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = common.arg_parser(__doc__.splitlines()[0]).parse_args(argv)
-    started, load = now(), common.load_snapshot()
-    body = run(quick=args.quick, repeats=args.repeats)
-    result = common.envelope(NAME, args.quick, body, started, load)
-    path = common.save(result, args.out, NAME, args.quick)
+    body, path = common.run_cli(NAME, __doc__, run, argv)
     for r in body["vs_display"]:
         print(f"{r['display']:5d} px {r['width']}x{r['height']} {r['widget_format']}: alpha {r['alpha_change_ms']:.2f} ms, "
               f"class {r['class_first_ms']:.2f} ms | to_index {r['to_index_ms']:.2f} blend {r['blend_ms']:.2f} "

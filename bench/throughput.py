@@ -211,11 +211,7 @@ def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = common.arg_parser(__doc__.splitlines()[0]).parse_args(argv)
-    started, load = now(), common.load_snapshot()
-    body = run(quick=args.quick, repeats=args.repeats)
-    result = common.envelope(NAME, args.quick, body, started, load)
-    path = common.save(result, args.out, NAME, args.quick)
+    body, path = common.run_cli(NAME, __doc__, run, argv)
     for k, v in body["paths"].items():
         print(
             f"{k:32s} {v['images_per_s']:8.1f} images/s  (median {v['median_ms']:.0f} ms for {v['images']})"
