@@ -151,10 +151,12 @@ class _Tracer:
         return self._run_functional(model, inputs, prefix)
 
     def _run_functional(self, model: Any, inputs: Any, prefix: str) -> Any:
-        def call_fn(op: Any, *args: Any, **kwargs: Any) -> Any:
-            return self.call(op, prefix, args, kwargs)
+        # Keras' own graph walker (every Keras 3 release has ``operation_fn``): each node's operation
+        # is replaced by a wrapper that records the call, or recurses into a nested model.
+        def operation_fn(op: Any) -> Any:
+            return lambda *args, **kwargs: self.call(op, prefix, args, kwargs)
 
-        return model._run_through_graph(inputs, operation_fn=lambda op: op, call_fn=call_fn)
+        return model._run_through_graph(inputs, operation_fn=operation_fn)
 
     def call(self, op: Any, prefix: str, args: tuple, kwargs: dict) -> Any:
         name = prefix + op.name
