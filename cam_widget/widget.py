@@ -11,21 +11,28 @@ So an alpha or colormap change is one lookup-table :func:`~cam_widget.render.ble
 :func:`~cam_widget.render.encode`; a class change adds one matrix-vector product on cached features
 (exact CAM); a layer change runs at most one forward pass, then is cached.
 
+With Grad-CAM every class needs its own gradient pass, so when Grad-CAM is first shown for an
+(image, layer) the worker computes the maps of the whole top-k (plus the selected class, if it is not
+among them) in ONE batched engine call (one gradient pass) and caches them all: stepping through the
+top-k afterwards runs no network.  Only a class beyond the top-k (picked by search or by index) costs
+a gradient pass of its own.
+
 Live frames are JPEG at every size (``png_max=0``): PNG costs 5-10x more to encode and is ~5x larger
 even at 224 px, and speed is the point; PNG is kept for :meth:`CAMExplorer.save` / the Save button and
 for the static ``_repr_mimebundle_`` fallback (lossless).
 
-What goes to the browser per change is kept small: the image's state is flushed first, the legend is
-one HTML widget, and the status line and legend only change when what they say changes (an alpha
-change sends the image alone; timings are in ``last_timings``, not on screen).  ``class_control`` is a
-short list -- the top-k, plus any other class picked with the search box or by index -- because a
-1,000-option ``<select>`` alone costs several ms per keypress in the browser.
+What goes to the browser per change is kept small: the image's state is flushed first, the legend and
+the status line are ONE HTML widget (``caption``: a ``.cam-legend`` row above a ``.cam-status`` line),
+so a class change sends the image and one caption message after it, and the caption only changes when
+what it says changes (an alpha change sends the image alone; timings are in ``last_timings``, not on
+screen).  ``class_control`` is a short list -- the top-k, plus any other class picked with the search
+box or by index -- because a 1,000-option ``<select>`` alone costs several ms per keypress in the browser.
 
 Rendering is coalesced.  Inside a Jupyter kernel, control changes only record "something changed"
 and wake one background thread that always renders the *newest* state; every frame carries a
-generation number and a frame older than the one on screen is never published.  Image, colour
-bar and status line are updated inside ``hold_sync`` so they change together (the image first).  Outside a kernel
-(tests, scripts) rendering is synchronous unless ``threaded=True``.
+generation number and a frame older than the one on screen is never published.  The image and the
+caption (colour bar + status line) are updated inside ``hold_sync`` so they change together (the image
+first).  Outside a kernel (tests, scripts) rendering is synchronous unless ``threaded=True``.
 
 Every handler catches exceptions and shows them (class name + message) in the status line; the
 panel keeps working.
@@ -169,6 +176,26 @@ class _ClassDropdown(widgets.Dropdown):
         super()._propagate_options(change)
 
 
+class _CaptionPart:
+    """The legend or the status line of a :class:`CAMExplorer`'s caption widget: ``.value`` is that part's HTML
+    (setting it re-sends the caption, one message)."""
+
+    def __init__(self, owner: CAMExplorer, part: str) -> None:
+        self._owner = owner
+        self._part = part
+
+    @property
+    def value(self) -> str:
+        return self._owner._caption_parts[self._part]
+
+    @value.setter
+    def value(self, text: str) -> None:
+        self._owner._set_caption(**{self._part: str(text)})
+
+    def __repr__(self) -> str:
+        return f"<CAMExplorer {self._part}: {self.value!r}>"
+
+
 class CAMExplorer(widgets.VBox):
     """An interactive Class Activation Map explorer (display it as the last expression of a cell).
 
@@ -196,7 +223,10 @@ class CAMExplorer(widgets.VBox):
 
     Controls (attributes): ``image_control``, ``upload_control``, ``class_control``,
     ``class_search``, ``layer_control``, ``method_control``, ``refit_button``, ``alpha_control``,
-    ``colormap_control``, ``save_button``; output: ``image_widget``, ``legend``, ``status``.
+    ``colormap_control``, ``save_button``; output: ``image_widget`` and ``caption`` (one HTML widget, DOM
+    class ``cam-caption``, holding the colour-bar legend ``.cam-legend`` and the status line ``.cam-status``,
+    errors as ``.cam-error`` inside it).  ``legend`` and ``status`` are views of the caption's two parts:
+    their ``.value`` reads and writes that part's HTML.
     """
 
     def __init__(
@@ -333,17 +363,21 @@ class CAMExplorer(widgets.VBox):
         self.image_widget = widgets.Image(
             format="png", layout=widgets.Layout(max_width="100%", height="auto", align_self="flex-start")
         )
-        # one widget (one message per change): min, colour bar (an inline PNG), max, the raw range
-        self.legend = widgets.HTML()
-        self.status = widgets.HTML(layout=widgets.Layout(min_height="1.6em"))
+        # ONE widget for the legend (min, colour bar as an inline PNG, max, the raw range) and the status line,
+        # so a class change -- which changes both -- costs one message after the image, not two
+        self._caption_lock = threading.RLock()
+        self._caption_parts = {"legend": "", "status": ""}
+        self.caption = widgets.HTML(value=self._caption_html())
+        self.legend = _CaptionPart(self, "legend")
+        self.status = _CaptionPart(self, "status")
 
         for w, cls in (
             (self.image_control, "cam-image-select"), (self.upload_control, "cam-upload"),
             (self.class_control, "cam-class"), (self.class_search, "cam-class-search"),
             (self.alpha_control, "cam-alpha"), (self.colormap_control, "cam-colormap"),
             (self.layer_control, "cam-layer"), (self.method_control, "cam-method"),
-            (self.refit_button, "cam-refit"), (self.image_widget, "cam-image"), (self.status, "cam-status"),
-            (self.legend, "cam-legend"), (self.save_button, "cam-save"),
+            (self.refit_button, "cam-refit"), (self.image_widget, "cam-image"), (self.caption, "cam-caption"),
+            (self.save_button, "cam-save"),
         ):
             w.add_class(cls)
         self._update_refit_button()
@@ -355,8 +389,7 @@ class CAMExplorer(widgets.VBox):
                 widgets.HBox([self.layer_control, self.method_control, self.refit_button]),
                 widgets.HBox([self.alpha_control, self.colormap_control, self.save_button]),
                 self.image_widget,
-                self.legend,
-                self.status,
+                self.caption,
             ],
             **kwargs,
         )
@@ -682,12 +715,41 @@ class CAMExplorer(widgets.VBox):
             return hit[0], hit[1], True
         if state.method == "cam" and not self._has_cam(state.layer):
             raise NoCAMHeadError(self._no_head_message(state.layer))
+        if state.method == "gradcam":
+            hit = self._prefetch_gradcam(photo, state)
+            if hit is not None:
+                return hit[0], hit[1], False
         cam = np.asarray(
             self.engine.cam(photo.rgb, state.class_index, layer=state.layer, method=state.method), np.float32
         )
         index = render.to_index(cam, photo.display.shape[:2], normalize=self.normalize, relu=self.relu)
         self._maps.put(key, (index, cam))
         return index, cam, False
+
+    def _prefetch_gradcam(self, photo: _Photo, state: _State) -> tuple[np.ndarray, np.ndarray] | None:
+        """Grad-CAM costs one gradient pass per class, so compute the maps of every top-k class not cached yet
+        for this (image, layer) -- plus the requested class -- in ONE batched ``engine.cam`` call (one gradient
+        pass; the engine caches each map per (image, layer, class)) and cache their index maps.  Stepping
+        through the top-k afterwards runs no network; a class beyond the top-k costs a pass of its own.
+        Returns the requested class's (index, cam), or ``None`` when there is nothing to batch with it."""
+        norm = self._norm_key()
+        wanted = [int(i) for i, _, _ in photo.top or []]
+        classes = [
+            c for c in dict.fromkeys([state.class_index, *wanted])
+            if not self._maps.peek((photo.name, state.layer, c, "gradcam", norm, self.relu))
+        ]
+        if len(classes) < 2:
+            return None
+        cams = np.asarray(
+            self.engine.cam([photo.rgb] * len(classes), classes, layer=state.layer, method="gradcam"), np.float32
+        )
+        out = None
+        for c, cam in zip(classes, cams, strict=True):
+            index = render.to_index(cam, photo.display.shape[:2], normalize=self.normalize, relu=self.relu)
+            self._maps.put((photo.name, state.layer, c, "gradcam", norm, self.relu), (index, cam))
+            if c == state.class_index:
+                out = (index, cam)
+        return out
 
     def _error_frame(self, state: _State, generation: int, exc: BaseException) -> _Frame:
         frame = _Frame(generation, state, ok=False, status=self._error_html(exc), epoch=self._epoch)
@@ -706,7 +768,7 @@ class CAMExplorer(widgets.VBox):
             self._published = frame.generation
             with contextlib.ExitStack() as stack:
                 # held syncs are flushed in reverse order of entry: the image (entered last) goes first
-                for w in (self.class_control, self.status, self.legend, self.image_widget):
+                for w in (self.class_control, self.caption, self.image_widget):
                     stack.enter_context(w.hold_sync())
                 if frame.class_update is not None:
                     options, value = frame.class_update
@@ -719,15 +781,31 @@ class CAMExplorer(widgets.VBox):
                 if frame.data:
                     self.image_widget.format = frame.fmt
                     self.image_widget.value = frame.data
-                # unchanged text sends nothing (traitlets compares), so an alpha change sends the image only
-                self.legend.value = self._legend_html(frame)
-                self.status.value = frame.status
+                # one caption message for legend + status; unchanged text sends nothing (traitlets compares),
+                # so an alpha change sends the image only
+                self._set_caption(legend=self._legend_html(frame), status=frame.status)
             self._frame = frame
             self.last_timings = dict(frame.timings)
             return True
 
     def _show_error(self, exc: BaseException) -> None:
         self.status.value = self._error_html(exc)
+
+    def _caption_html(self) -> str:
+        parts = self._caption_parts
+        return (
+            f"<div class='cam-legend'>{parts['legend']}</div>"
+            f"<div class='cam-status' style='min-height:1.6em'>{parts['status']}</div>"
+        )
+
+    def _set_caption(self, legend: str | None = None, status: str | None = None) -> None:
+        """Replace the legend and/or the status line; the caption widget sends one message (none if unchanged)."""
+        with self._caption_lock:
+            if legend is not None:
+                self._caption_parts["legend"] = legend
+            if status is not None:
+                self._caption_parts["status"] = status
+            self.caption.value = self._caption_html()
 
     # ================================================================== handlers
     @_guarded

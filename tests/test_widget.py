@@ -151,10 +151,15 @@ def test_controls_exist_with_dom_classes_and_first_frame(make, engine, photos):
     for attr, cls in [
         ("image_control", "cam-image-select"), ("upload_control", "cam-upload"), ("class_control", "cam-class"),
         ("alpha_control", "cam-alpha"), ("colormap_control", "cam-colormap"), ("layer_control", "cam-layer"),
-        ("method_control", "cam-method"), ("image_widget", "cam-image"), ("status", "cam-status"),
-        ("legend", "cam-legend"), ("save_button", "cam-save"),
+        ("method_control", "cam-method"), ("image_widget", "cam-image"), ("caption", "cam-caption"),
+        ("save_button", "cam-save"),
     ]:
         assert cls in getattr(w, attr)._dom_classes, attr
+    # legend and status line: inner elements of the one caption widget (what the browser tests locate)
+    caption = w.caption.value
+    assert "<div class='cam-legend'>" in caption and "<div class='cam-status'" in caption
+    assert caption.index("cam-legend") < caption.index("cam-status")
+    assert w.legend.value in caption and w.status.value in caption and w.status.value
     assert w.image_control.options == ("chelsea", "coffee")
     # the first frame exists before anything is touched, at display size, PNG when small
     h, wd = render.fit_within(photos["chelsea"].shape, SMALL)
@@ -330,7 +335,7 @@ def test_legend_shows_the_value_range_and_the_colormap(make, engine):
     cam = w.current_map()
     lo, hi = float(cam.min()), float(cam.max())
     legend = w.legend.value
-    assert isinstance(w.legend, widgets.HTML)  # one widget: one message per change
+    assert isinstance(w.caption, widgets.HTML) and legend in w.caption.value  # legend + status: one widget
     assert f"colour-bar maximum'>{max(hi, 0.0):.3g}<" in legend and f"max {hi:.3g}" in legend
     assert f"min {lo:.3g}" in legend
     np.testing.assert_array_equal(legend_bar(w)[0, -1], render.colormap_lut("jet")[255])
@@ -367,11 +372,13 @@ def test_an_alpha_change_sends_the_image_alone_and_the_image_goes_first(make, se
     sent.clear()
     w.colormap_control.value = "viridis"  # the legend's bar changes, the status line does not
     out = [wd for wd, _ in sent if wd is not w.colormap_control]
-    assert out == [w.image_widget, w.legend] and w.status.value == status and w.legend.value != legend
+    assert out == [w.image_widget, w.caption] and w.status.value == status and w.legend.value != legend
+    status, legend = w.status.value, w.legend.value
     sent.clear()
-    w.class_control.value = w.class_control.options[2][1]  # class: image first, then legend and status
-    out = [wd for wd, _ in sent if wd is not w.class_control]
-    assert out[0] is w.image_widget and set(out) == {w.image_widget, w.legend, w.status} and len(out) == 3
+    w.class_control.value = w.class_control.options[2][1]  # class: the image, then ONE caption message
+    out = [(wd, k) for wd, k in sent if wd is not w.class_control]
+    assert out == [(w.image_widget, ["value"]), (w.caption, ["value"])]
+    assert w.status.value != status and w.legend.value != legend  # both parts changed, in that one message
     assert {"total", "map", "blend", "encode"} <= set(w.last_timings)  # timings: here, not on screen
     assert " ms" not in w.status.value
 
@@ -388,6 +395,36 @@ def test_alpha_colormap_class_changes_never_run_the_network(make, engine, photos
         w.class_control.value = i
     assert not is_error(w)
     assert counters(engine) == before
+
+
+def test_gradcam_prefetches_the_topk_in_one_gradient_pass(make, engine, photos):
+    w = make(images={"fresh": fresh_photo(photos)}, top_k=4)
+    rgb = w._photo("fresh").rgb
+    top = [i for _, i in w.class_control.options]
+    assert len(top) == 4
+    w.class_control.value = top[1]  # CAM: no gradient pass
+    m0, _, g0 = counters(engine)
+    w.layer_control.value = NO_HEAD
+    w.method_control.value = "gradcam"  # Grad-CAM for (image, layer): the whole top-k in one batched pass
+    assert not is_error(w), w.status.value
+    m1, f1, g1 = counters(engine)
+    assert g1 - g0 == 1 and m1 - m0 == len(top)
+    for cls in [*top, *reversed(top)]:  # stepping through the top-k: no network at all
+        w.class_control.value = cls
+        assert not is_error(w), w.status.value
+        np.testing.assert_array_equal(w.current_map(), engine.cam(rgb, cls, layer=NO_HEAD, method="gradcam"))
+    assert counters(engine)[1:] == (f1, g1)
+    assert counters(engine)[0] == m1
+    # a class beyond the top-k costs one gradient pass of its own
+    other = next(i for i in range(len(CLASS_NAMES)) if i not in top)
+    w.class_control.value = other
+    assert counters(engine) == (m1 + 1, f1, g1 + 1) and not is_error(w)
+    # another layer with Grad-CAM: again one pass for its top-k (plus the selected class), then none
+    w.layer_control.value = SPARE
+    assert counters(engine) == (m1 + 1 + len(top) + 1, f1, g1 + 2)
+    for cls in top:
+        w.class_control.value = cls
+    assert counters(engine) == (m1 + 1 + len(top) + 1, f1, g1 + 2) and not is_error(w)
 
 
 def test_layer_change_runs_at_most_one_forward_pass_then_is_cached(make, engine, photos):
