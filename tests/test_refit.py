@@ -32,7 +32,8 @@ def test_refit_at_top_layer_reproduces_the_models_own_head(engine, photos):
     corr = np.corrcoef(refit_logits.ravel(), logits.ravel())[0, 1]
     assert corr > 0.98
     assert report.top1_agreement >= 0.75  # held-out crops and flips, not the fitting samples
-    assert not engine.has_cam("top_activation") or engine.cam_layer == "top_activation"
+    own = engine.heads()["top_activation"]  # register=False (and the model's own layer): its head is untouched
+    assert own.kind == "dense" and own.weights is not report.head.weights
 
 
 def test_refit_at_14x14_block_gives_exact_cam_for_its_head(engine, photos):
