@@ -207,7 +207,7 @@ class CAMEngine:
             memo = self._keys.get(id(image))
             if memo is not None and memo[0]() is image:
                 return memo[1], image
-        rgb = image if _is_rgb(image) else load_image(image)
+        rgb = _as_rgb(image)
         digest = hashlib.blake2b(memoryview(np.ascontiguousarray(rgb)).cast("B"), digest_size=16)
         digest.update(str(rgb.shape).encode())
         key = digest.hexdigest()
@@ -336,12 +336,30 @@ class CAMEngine:
         feats = self._run(images, (name,))[2][name]
         return feats[0] if single else np.stack(feats)
 
-    def features_many(self, images: list[ImageSource], layers: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Logits ``(n, classes)`` and the features of several layers ``{name: (n, h, w, k)}``, from
-        at most one forward pass over the images."""
+    def features_many(
+        self, images: list[ImageSource], layers: Sequence[str], *, cache: bool = True, batch_size: int = 64
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Logits ``(n, classes)`` and the features of several layers ``{name: (n, h, w, k)}``.
+
+        With ``cache=True`` (default) this is at most one forward pass over the images that miss the
+        cache, and the results are cached.  ``cache=False`` is for throw-away images (augmented
+        crops): batches of ``batch_size``, nothing read from or written to the cache."""
         names = tuple(dict.fromkeys(self._resolve_layer(n, "gradcam") for n in layers))
-        _, lg, feats = self._run(list(images), names)
-        return lg, {n: np.stack(feats[n]) for n in names}
+        if cache:
+            _, lg, feats = self._run(list(images), names)
+            return lg, {n: np.stack(feats[n]) for n in names}
+        images = list(images)
+        if not images:
+            raise CAMError("features_many needs at least one image.")
+        fn = self._forward_fn(names)
+        chunks = []
+        for i in range(0, len(images), max(1, batch_size)):
+            batch = np.stack([self._model_input(_as_rgb(im)) for im in images[i : i + batch_size]])
+            chunks.append(self._call_model(fn, batch))
+            with self._lock:
+                self._counts["forward_passes"] += 1
+        outs = [np.concatenate([c[j] for c in chunks]).astype(np.float32, copy=False) for j in range(len(chunks[0]))]
+        return outs[0], dict(zip(names, outs[1:], strict=False))
 
     # ------------------------------------------------------------------ maps
     def cam(
@@ -504,6 +522,10 @@ class CAMEngine:
 
 def _is_rgb(image: Any) -> bool:
     return isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+
+
+def _as_rgb(image: Any) -> np.ndarray:
+    return image if _is_rgb(image) else load_image(image)
 
 
 def _as_batch(image: Any) -> tuple[list[Any], bool]:

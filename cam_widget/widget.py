@@ -1089,6 +1089,9 @@ class CAMExplorer(widgets.VBox):
                 parts = []
                 if t1 is not None:
                     parts.append(f"top-1 agreement {float(t1):.0%}")
+                stable, own = _report_value(report, "top1_agreement_stable"), _report_value(report, "model_self_agreement")
+                if stable is not None and own is not None and np.isfinite(stable) and np.isfinite(own):
+                    parts.append(f"{float(stable):.0%} where the model's own top-1 is stable, as on {float(own):.0%} of crops")
                 if t5 is not None:
                     parts.append(f"top-5 overlap {float(t5):.0%}")
                 secs = _report_value(report, "seconds")

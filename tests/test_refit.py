@@ -40,8 +40,13 @@ def test_refit_at_14x14_block_gives_exact_cam_for_its_head(engine, photos):
     with pytest.raises(NoCAMHeadError):
         engine.cam(photos["coffee"], 967, layer="block5c_add")
     report = engine.refit_head("block5c_add", photos)
-    assert 0.5 < report.top1_agreement <= 1.0 and 0.0 <= report.top5_overlap <= 1.0
-    assert report.n_heldout == 4 * len(photos) and report.n_samples > 1000
+    # held-out crops and flips: a clear majority overall, and most crops where the model's own top-1 is stable
+    assert 0.7 <= report.top1_agreement <= 1.0 and 0.0 <= report.top5_overlap <= 1.0
+    assert report.top1_agreement_stable >= 0.85
+    assert 0 < report.n_stable <= report.n_heldout == 8 * len(photos)
+    assert report.model_self_agreement == pytest.approx(report.n_stable / report.n_heldout)
+    assert report.n_samples == len(photos) * (1 + 32) * 100  # views x windows of >= 4x4 cells on the 7x7 grid
+    assert 0.7 <= report.fit_top1_agreement <= 1.0 and "windows" in report.teacher
     assert engine.has_cam("block5c_add")
     cam = engine.cam(photos["coffee"], 967, layer="block5c_add")
     assert cam.shape == (14, 14)
@@ -49,7 +54,56 @@ def test_refit_at_14x14_block_gives_exact_cam_for_its_head(engine, photos):
     feats = engine.features(photos["coffee"], "block5c_add")
     expected_logit = feats.mean(axis=(0, 1)) @ head.weights[:, 967] + head.bias[967]
     assert cam.mean() + head.bias[967] == pytest.approx(float(expected_logit), rel=1e-4, abs=1e-4)
-    assert "top-1 agreement" in str(report)
+    assert "top-1 agreement" in str(report) and "stable" in str(report)
+
+
+def test_fit_report_stability_numbers_match_a_recomputation(engine, photos):
+    """model_self_agreement and top1_agreement_stable, recomputed with the engine's public (cached) path on
+    the same held-out pairs: the refit draws them from the documented stream ``default_rng([seed, 1])``."""
+    from cam_widget.refit import SHIFT, _augment
+
+    imgs = list(photos.values())
+    report = engine.refit_head("block4c_add", imgs, crops_per_image=4, heldout_per_image=3, seed=5, register=False)
+    rng = np.random.default_rng([5, 1])
+    pairs = [_augment(cw.load_image(p), rng, SHIFT) for p in imgs for _ in range(3)]
+    a, b = engine.logits([x for x, _ in pairs]), engine.logits([y for _, y in pairs])
+    stable = a.argmax(1) == b.argmax(1)
+    student = engine.features([x for x, _ in pairs], "block4c_add").mean(axis=(1, 2)) @ report.head.weights
+    agree = (student + report.head.bias).argmax(1) == a.argmax(1)
+    assert report.n_heldout == len(pairs) and report.n_stable == int(stable.sum())
+    assert report.model_self_agreement == pytest.approx(stable.mean())
+    assert report.top1_agreement == pytest.approx(agree.mean())
+    assert report.top1_agreement_stable == pytest.approx(agree[stable].mean())
+
+
+def test_heldout_twin_is_the_crop_moved_by_the_shift():
+    from cam_widget.refit import _augment
+
+    yy, xx = np.mgrid[0:300, 0:400]
+    image = np.dstack([yy // 2, xx // 2, (yy % 2) * 50 + (xx % 2) * 100]).astype(np.uint8)  # every pixel unique
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a, b = _augment(image, rng, 0.05)
+        assert a.shape == b.shape and 0.5 * 300 <= a.shape[0] <= 0.95 * 300 + 1
+        flipped = int(a[0, 0, 1]) > int(a[0, -1, 1])  # x grows to the right unless the pair was mirrored
+        a, b = (a[:, ::-1], b[:, ::-1]) if flipped else (a, b)
+        dy, dx = max(1, round(0.05 * a.shape[0])), max(1, round(0.05 * a.shape[1]))
+        np.testing.assert_array_equal(a[dy:, dx:], b[:-dy, :-dx])  # the twin starts dy rows, dx columns later
+        assert not np.array_equal(a, b)
+
+
+def test_uncached_features_match_the_cached_path_and_leave_the_cache_alone(engine, photos):
+    rng = np.random.default_rng(9)
+    crops = [cw.load_image(photos["coffee"])[y : y + 200, x : x + 260].copy() for y, x in rng.integers(0, 100, (3, 2))]
+    before = engine.cache_info()
+    lg, feats = engine.features_many(crops, ["block5c_add"], cache=False, batch_size=2)
+    after = engine.cache_info()
+    assert (after["hits"], after["misses"], after["bytes"]) == (before["hits"], before["misses"], before["bytes"])
+    assert after["forward_passes"] == before["forward_passes"] + 2  # batches of 2 and 1
+    np.testing.assert_allclose(lg, engine.logits(crops), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(feats["block5c_add"], engine.features(crops, "block5c_add"), rtol=1e-4, atol=1e-4)
+    with pytest.raises(CAMError, match="at least one image"):
+        engine.features_many([], ["block5c_add"], cache=False)
 
 
 def test_save_and_load_heads_roundtrip(engine, photos, tmp_path):
