@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 
 __all__ = ["FitReport", "load_heads", "refit_head", "save_heads"]
 
+SHIFT = 0.02  # the held-out twin crop is moved by this fraction of the crop's size
+CHUNK = 64  # views per forward pass: bounds the memory of feature maps at any layer
+MAX_WINDOWS = 100  # feature windows per view (all of them on a 7x7 grid with min_window=0.5)
+
 
 @dataclass
 class FitReport:
@@ -86,29 +90,34 @@ class FitReport:
         )
 
 
-def _integral(f: np.ndarray) -> np.ndarray:
-    """Summed-area table with a zero border: window sums in O(1)."""
+def _window_matrix(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
+    """``(len(boxes), h * w)``: row ``i`` averages the cells of window ``i`` = ``(y0, x0, y1, x1)``."""
+    mat = np.zeros((len(boxes), h, w), np.float32)
+    for i, (y0, x0, y1, x1) in enumerate(boxes):
+        mat[i, y0:y1, x0:x1] = 1.0 / ((y1 - y0) * (x1 - x0))
+    return mat.reshape(len(boxes), h * w)
+
+
+def _window_means(f: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """The mean of ``f`` ``(n, h, w, k)`` over every window of ``matrix``, for every image: ``(n * windows, k)``."""
     n, h, w, k = f.shape
-    s = np.zeros((n, h + 1, w + 1, k), np.float64)
-    s[:, 1:, 1:] = f.cumsum(1).cumsum(2)
-    return s
+    return np.matmul(matrix, f.reshape(n, h * w, k).astype(np.float32, copy=False)).reshape(-1, k)
 
 
-def _window_means(table: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Mean over each ``(y0, x0, y1, x1)`` window, for every image: ``(n * len(boxes), k)``."""
-    y0, x0, y1, x1 = boxes.T
-    sums = table[:, y1, x1] - table[:, y0, x1] - table[:, y1, x0] + table[:, y0, x0]
-    area = ((y1 - y0) * (x1 - x0)).astype(np.float64)[None, :, None]
-    return (sums / area).reshape(-1, table.shape[-1]).astype(np.float32)
-
-
-def _windows(h: int, w: int, min_window: float) -> np.ndarray:
+def _windows(h: int, w: int, min_window: float, rng: np.random.Generator, limit: int = MAX_WINDOWS) -> np.ndarray:
+    """Every ``(y0, x0, y1, x1)`` window of an ``h x w`` grid covering at least ``min_window`` of each
+    side; at most ``limit`` of them (a random subset that keeps the whole grid, for large grids)."""
     hs = range(max(1, int(np.ceil(min_window * h))), h + 1)
     ws = range(max(1, int(np.ceil(min_window * w))), w + 1)
-    return np.array(
+    boxes = np.array(
         [(y, x, y + bh, x + bw) for bh in hs for bw in ws for y in range(h - bh + 1) for x in range(w - bw + 1)],
         np.int64,
     )
+    if len(boxes) > limit:
+        whole = len(boxes) - 1  # the largest size comes last: the whole grid
+        keep = rng.choice(whole, size=limit - 1, replace=False)
+        boxes = boxes[np.sort(np.append(keep, whole))]
+    return boxes
 
 
 def _scale_boxes(boxes: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> np.ndarray:
@@ -126,26 +135,37 @@ class _Moments:
 
     The targets are never formed: with ``m`` the pooled CAM-layer features (1280 wide) and ``proj``
     the model's head (1280 x 1000), ``x.T @ t`` is ``(x.T @ m) @ proj``, which is far cheaper than
-    multiplying every window sample by the head.  ``proj=None`` means ``m`` are the targets."""
+    multiplying every window sample by the head.  ``proj=None`` means ``m`` are the targets.
+    Products run in float32 on data shifted by the first batch's means (so the centring later
+    does not cancel large numbers); the sums are kept in float64."""
 
     def __init__(self, k: int, kk: int) -> None:
         self.total = 0.0
+        self.shift_x: np.ndarray | None = None
+        self.shift_m: np.ndarray | None = None
         self.sx, self.sm = np.zeros(k), np.zeros(kk)
         self.xx, self.xm = np.zeros((k, k)), np.zeros((k, kk))
 
     def add(self, x: np.ndarray, m: np.ndarray, weight: np.ndarray) -> None:
-        x, m, weight = x.astype(np.float64), m.astype(np.float64), weight.astype(np.float64)
+        weight = weight.astype(np.float32)
+        if self.shift_x is None or self.shift_m is None:
+            self.shift_x = (weight @ x / weight.sum()).astype(np.float32)
+            self.shift_m = (weight @ m / weight.sum()).astype(np.float32)
+        x = x.astype(np.float32) - self.shift_x
+        m = m.astype(np.float32) - self.shift_m
         xw = x * weight[:, None]
-        self.total += float(weight.sum())
-        self.sx += xw.sum(0)
-        self.sm += weight @ m
+        self.total += float(weight.sum(dtype=np.float64))
+        self.sx += xw.sum(0, dtype=np.float64)
+        self.sm += (weight @ m).astype(np.float64)
         self.xx += xw.T @ x
         self.xm += xw.T @ m
 
     def solve(self, alpha: float, proj: np.ndarray | None, bias: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        assert self.shift_x is not None and self.shift_m is not None, "no samples were added"
         mx, mm = self.sx / self.total, self.sm / self.total
         cxx = self.xx - self.total * np.outer(mx, mx)
         cxm = self.xm - self.total * np.outer(mx, mm)
+        mx, mm = mx + self.shift_x, mm + self.shift_m
         cxt = cxm if proj is None else cxm @ proj.astype(np.float64)
         mt = mm if proj is None else mm @ proj.astype(np.float64) + (0.0 if bias is None else bias)
         lam = alpha * np.trace(cxx) / max(1, cxx.shape[0])
@@ -153,8 +173,6 @@ class _Moments:
         return w.astype(np.float32), (mt - mx @ w).astype(np.float32)
 
 
-SHIFT = 0.02  # the held-out twin crop is moved by this fraction of the crop's size
-CHUNK = 64  # views per forward pass: bounds the memory of feature maps at any layer
 
 
 def _augment(image: np.ndarray, rng: np.random.Generator, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -214,6 +232,7 @@ def refit_head(
     views = photos + [_augment(p, rng)[0] for p in photos for _ in range(max(0, crops_per_image))]
     windows = top is not None and min_window < 1.0
     k = engine.layer(name).shape[-1]
+    outputs = [name, top] if windows else [name]  # one traced forward function serves fitting and held-out
     pooled: list[np.ndarray] = []  # each view's GAP features and logits, for the fit report
     view_logits: list[np.ndarray] = []
     if windows:
@@ -221,8 +240,10 @@ def refit_head(
         teacher_head = engine.heads()[top]
         proj, bias = teacher_head.weights, teacher_head.bias
         grid = engine.layer(top).shape[:2]
-        boxes = _windows(grid[0], grid[1], min_window)
-        student_boxes = _scale_boxes(boxes, grid, engine.layer(name).shape[:2])
+        boxes = _windows(grid[0], grid[1], min_window, rng)
+        student_grid = engine.layer(name).shape[:2]
+        teacher_avg = _window_matrix(boxes, *grid)
+        student_avg = _window_matrix(_scale_boxes(boxes, grid, student_grid), *student_grid)
         full = (boxes[:, 2] - boxes[:, 0] == grid[0]) & (boxes[:, 3] - boxes[:, 1] == grid[1])
         if not 0.0 <= view_share < 1.0:
             raise CAMError(f"view_share must be in [0, 1); got {view_share!r}.")
@@ -231,9 +252,9 @@ def refit_head(
         weight = np.where(full, view_share / (1.0 - view_share) * n_sub, 1.0) if (~full).any() else np.ones(len(boxes))
         moments = _Moments(k, proj.shape[0])
         for chunk in _chunks(views):
-            logits, feats = engine.features_many(chunk, [name, top], cache=False)
-            x = _window_means(_integral(feats[name]), student_boxes)
-            moments.add(x, _window_means(_integral(feats[top]), boxes), np.tile(weight, len(chunk)))
+            logits, feats = engine.features_many(chunk, outputs, cache=False)
+            x = _window_means(feats[name], student_avg)
+            moments.add(x, _window_means(feats[top], teacher_avg), np.tile(weight, len(chunk)))
             pooled.append(feats[name].mean(axis=(1, 2)))
             view_logits.append(logits)
         n_samples = len(views) * len(boxes)
@@ -245,7 +266,7 @@ def refit_head(
         proj = bias = None
         moments = None
         for chunk in _chunks(views):
-            logits, feats = engine.features_many(chunk, [name], cache=False)
+            logits, feats = engine.features_many(chunk, outputs, cache=False)
             x = feats[name].mean(axis=(1, 2))
             if moments is None:
                 moments = _Moments(k, logits.shape[1])
@@ -264,7 +285,7 @@ def refit_head(
     n = len(pairs)
     held_logits, held_x = [], []
     for chunk in _chunks([a for a, _ in pairs] + [b for _, b in pairs]):
-        lg, feats = engine.features_many(chunk, [name], cache=False)
+        lg, feats = engine.features_many(chunk, outputs, cache=False)
         held_logits.append(lg)
         held_x.append(feats[name].mean(axis=(1, 2)))
     logits_all, x_all = np.concatenate(held_logits), np.concatenate(held_x)

@@ -32,10 +32,10 @@ def engine():
 
 @pytest.fixture(scope="module")
 def results(engine, tmp_path_factory) -> dict:
-    from bench import kernel_latency, memory, scaling, throughput
+    from bench import kernel_latency, memory, refit, scaling, throughput
 
     out = {}
-    for mod in (kernel_latency, throughput, memory, scaling):
+    for mod in (kernel_latency, throughput, memory, scaling, refit):
         out[mod.NAME] = mod.run(quick=True, repeats=2, engine=engine)
     return out
 
@@ -85,6 +85,14 @@ def test_scaling_quick(results) -> None:
     assert cyc[20]["forward_passes"] == cyc[20]["calls"]  # LRU thrash: every call a forward pass
 
 
+def test_refit_quick(results) -> None:
+    r = results["refit"]
+    (row,) = r["layers"]
+    assert row["layer"] == "block5c_add" and row["shape"] == [14, 14, 112] and row["seconds"]["n"] == 2
+    assert 0.5 < row["top1_agreement"] <= 1 and 0 < row["model_self_agreement"] <= 1
+    assert row["n_heldout"] == 8 * r["photos"]
+
+
 def test_report_from_quick_results(results, tmp_path: Path) -> None:
     from bench import common, run_all
 
@@ -94,4 +102,4 @@ def test_report_from_quick_results(results, tmp_path: Path) -> None:
         (tmp_path / f"{name}.json").write_text(json.dumps(wrapped, default=common._json_default))
     md = run_all.write_report(tmp_path, tmp_path / "BENCHMARKS.md", tmp_path / "plot.png")
     text = md.read_text()
-    assert "python -m bench.kernel_latency" in text and (tmp_path / "plot.png").stat().st_size > 1000
+    assert "python -m bench.kernel_latency" in text and "## 6. Refit heads" in text and (tmp_path / "plot.png").stat().st_size > 1000

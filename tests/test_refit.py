@@ -141,3 +141,18 @@ def test_refit_bad_input(engine):
         engine.refit_head("block5c_add", [])
     with pytest.raises(CAMError, match="No spatial layer"):
         engine.refit_head("block99_add", [np.zeros((8, 8, 3), np.uint8)])
+
+
+def test_window_means_equal_direct_means_and_the_window_cap_keeps_the_whole_grid():
+    from cam_widget.refit import _scale_boxes, _window_matrix, _window_means, _windows
+
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(3, 14, 14, 5)).astype(np.float32)
+    boxes = _scale_boxes(_windows(7, 7, 0.5, rng), (7, 7), (14, 14))
+    assert len(boxes) == 100  # 10 positions x 10 for sizes 4..7 per side
+    got = _window_means(f, _window_matrix(boxes, 14, 14)).reshape(3, len(boxes), 5)
+    want = np.stack([[f[i, y0:y1, x0:x1].mean(axis=(0, 1)) for y0, x0, y1, x1 in boxes] for i in range(3)])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    big = _windows(14, 14, 0.5, rng, limit=50)
+    assert len(big) == 50 and (big[-1] == (0, 0, 14, 14)).all() and len({tuple(b) for b in big}) == 50
+    assert ((big[:, 2] - big[:, 0] >= 7) & (big[:, 3] - big[:, 1] >= 7)).all()
