@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,7 @@ __all__ = ["FitReport", "load_heads", "refit_head", "save_heads"]
 
 SHIFT = 0.02  # the held-out twin crop is moved by this fraction of the crop's size
 CHUNK = 64  # views per forward pass: bounds the memory of feature maps at any layer
+PHOTO_LIMIT = 4  # photos are shrunk to at most this many model inputs on their longest side before cropping
 MAX_WINDOWS = 100  # feature windows per view (all of them on a 7x7 grid with min_window=0.5)
 
 
@@ -64,6 +66,7 @@ class FitReport:
     ``fit_top1_agreement``: the agreement on the fitting samples themselves; close to
     ``top1_agreement`` means the head is as good as a linear head on this layer gets (more photos
     will not help), much higher means it over-fits (more photos or a larger ``ridge`` will).
+    ``image_agreement``: the held-out top-1 agreement per distillation photo, in the order given.
     """
 
     layer: str
@@ -78,6 +81,7 @@ class FitReport:
     top1_agreement_stable: float = float("nan")
     n_stable: int = 0
     fit_top1_agreement: float = float("nan")
+    image_agreement: list[float] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
@@ -175,19 +179,48 @@ class _Moments:
 
 
 
-def _augment(image: np.ndarray, rng: np.random.Generator, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """A random crop (55-95% of each side) flipped with probability 1/2, and its twin moved down and
-    right by ``shift`` of the crop's size (the same crop when ``shift`` is 0)."""
-    h, w = image.shape[:2]
+Crop = tuple[int, int, int, int, int, int, bool]  # y, x, height, width, twin offset dy, dx, mirrored
+
+
+def _draw(shape: tuple[int, ...], rng: np.random.Generator, shift: float = 0.0) -> Crop:
+    """A random crop (55-95% of each side) of an image of ``shape``, mirrored with probability 1/2,
+    with room for a twin moved down and right by ``shift`` of the crop's size (none when 0)."""
+    h, w = shape[:2]
     sy, sx = rng.uniform(0.55, 0.95, size=2)
     ch, cw = max(8, int(h * sy)), max(8, int(w * sx))
     dy = min(h - ch, max(1, round(shift * ch))) if shift else 0
     dx = min(w - cw, max(1, round(shift * cw))) if shift else 0
     y, x = int(rng.integers(0, h - ch - dy + 1)), int(rng.integers(0, w - cw - dx + 1))
-    flip = rng.random() < 0.5
-    crops = [image[y + d : y + d + ch, x + e : x + e + cw] for d, e in ((0, 0), (dy, dx))]
-    a, b = (np.ascontiguousarray(c[:, ::-1] if flip else c) for c in crops)
-    return a, b
+    return y, x, ch, cw, dy, dx, bool(rng.random() < 0.5)
+
+
+def _cut(image: np.ndarray, crop: Crop | None, twin: bool = False) -> np.ndarray:
+    """The pixels of ``crop`` (or of its twin); the whole image for ``None``."""
+    if crop is None:
+        return image
+    y, x, ch, cw, dy, dx, flip = crop
+    if twin:
+        y, x = y + dy, x + dx
+    out = image[y : y + ch, x : x + cw]
+    return np.ascontiguousarray(out[:, ::-1] if flip else out)
+
+
+def _augment(image: np.ndarray, rng: np.random.Generator, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A random crop of ``image`` and its twin moved by ``shift`` of its size (see :func:`_draw`)."""
+    crop = _draw(image.shape, rng, shift)
+    return _cut(image, crop), _cut(image, crop, twin=True)
+
+
+def _bounded(image: np.ndarray, longest: int) -> np.ndarray:
+    """``image`` shrunk (area interpolation) so its longest side is at most ``longest``: crops of a
+    50-megapixel photo are resized to the model input anyway, and hundreds of them must fit in memory."""
+    h, w = image.shape[:2]
+    if max(h, w) <= longest:
+        return image
+    import cv2
+
+    scale = longest / max(h, w)
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def _agreement(student: np.ndarray, teacher: np.ndarray) -> tuple[float, float]:
@@ -223,13 +256,16 @@ def refit_head(
     model's own head the fit is returned (``report.head``) but not registered.
     """
     start = time.perf_counter()
-    photos = [load_image(im) for im in (images.values() if isinstance(images, dict) else images)]
+    longest = PHOTO_LIMIT * max(engine.input_size)
+    photos = [_bounded(load_image(im), longest) for im in (images.values() if isinstance(images, dict) else images)]
     if not photos:
         raise CAMError("refit_head needs at least one image to distil from; pass a list of photos.")
     name = engine.layer(layer).name
     rng = np.random.default_rng(seed)
     top = engine.cam_layer
-    views = photos + [_augment(p, rng)[0] for p in photos for _ in range(max(0, crops_per_image))]
+    # (photo, crop, twin?) triples; the pixels are cut one chunk at a time
+    views: list[tuple[int, Crop | None, bool]] = [(i, None, False) for i in range(len(photos))]
+    views += [(i, _draw(p.shape, rng), False) for i, p in enumerate(photos) for _ in range(max(0, crops_per_image))]
     windows = top is not None and min_window < 1.0
     k = engine.layer(name).shape[-1]
     outputs = [name, top] if windows else [name]  # one traced forward function serves fitting and held-out
@@ -251,7 +287,7 @@ def refit_head(
         n_sub = max(1, int((~full).sum()))
         weight = np.where(full, view_share / (1.0 - view_share) * n_sub, 1.0) if (~full).any() else np.ones(len(boxes))
         moments = _Moments(k, proj.shape[0])
-        for chunk in _chunks(views):
+        for chunk in _chunks(photos, views):
             logits, feats = engine.features_many(chunk, outputs, cache=False)
             x = _window_means(feats[name], student_avg)
             moments.add(x, _window_means(feats[top], teacher_avg), np.tile(weight, len(chunk)))
@@ -265,7 +301,7 @@ def refit_head(
     else:
         proj = bias = None
         moments = None
-        for chunk in _chunks(views):
+        for chunk in _chunks(photos, views):
             logits, feats = engine.features_many(chunk, outputs, cache=False)
             x = feats[name].mean(axis=(1, 2))
             if moments is None:
@@ -281,10 +317,10 @@ def refit_head(
     fit_top1 = float(np.mean(fit_agree.argmax(1) == np.concatenate(view_logits).argmax(1)))
 
     held_rng = np.random.default_rng([seed, 1])  # a separate stream: held-out crops are never fitted on
-    pairs = [_augment(p, held_rng, SHIFT) for p in photos for _ in range(max(1, heldout_per_image))]
-    n = len(pairs)
+    held = [(i, _draw(p.shape, held_rng, SHIFT)) for i, p in enumerate(photos) for _ in range(max(1, heldout_per_image))]
+    n = len(held)
     held_logits, held_x = [], []
-    for chunk in _chunks([a for a, _ in pairs] + [b for _, b in pairs]):
+    for chunk in _chunks(photos, [(i, c, False) for i, c in held] + [(i, c, True) for i, c in held]):
         lg, feats = engine.features_many(chunk, outputs, cache=False)
         held_logits.append(lg)
         held_x.append(feats[name].mean(axis=(1, 2)))
@@ -312,11 +348,14 @@ def refit_head(
         top1_agreement_stable=float(agree[stable].mean()) if stable.any() else float("nan"),
         n_stable=int(stable.sum()),
         fit_top1_agreement=fit_top1,
+        image_agreement=[float(a.mean()) for a in np.array_split(agree, len(photos))],
     )
 
 
-def _chunks(items: list[np.ndarray], size: int = CHUNK) -> list[list[np.ndarray]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _chunks(photos: list[np.ndarray], items: list[tuple[int, Crop | None, bool]]) -> Iterator[list[np.ndarray]]:
+    """The pixels of ``items`` ``(photo index, crop, twin?)``, ``CHUNK`` at a time."""
+    for start in range(0, len(items), CHUNK):
+        yield [_cut(photos[i], crop, twin) for i, crop, twin in items[start : start + CHUNK]]
 
 
 def save_heads(engine: CAMEngine, path: Any) -> None:

@@ -74,6 +74,7 @@ def test_fit_report_stability_numbers_match_a_recomputation(engine, photos):
     assert report.model_self_agreement == pytest.approx(stable.mean())
     assert report.top1_agreement == pytest.approx(agree.mean())
     assert report.top1_agreement_stable == pytest.approx(agree[stable].mean())
+    assert report.image_agreement == pytest.approx([agree[3 * i : 3 * i + 3].mean() for i in range(len(imgs))])
 
 
 def test_heldout_twin_is_the_crop_moved_by_the_shift():
@@ -156,3 +157,22 @@ def test_window_means_equal_direct_means_and_the_window_cap_keeps_the_whole_grid
     big = _windows(14, 14, 0.5, rng, limit=50)
     assert len(big) == 50 and (big[-1] == (0, 0, 14, 14)).all() and len({tuple(b) for b in big}) == 50
     assert ((big[:, 2] - big[:, 0] >= 7) & (big[:, 3] - big[:, 1] >= 7)).all()
+
+
+def test_refit_on_a_huge_photo_crops_a_shrunk_copy():
+    from cam_widget.refit import _bounded
+
+    big = np.zeros((4000, 6000, 3), np.uint8)
+    assert _bounded(big, 896).shape == (597, 896, 3)
+    small = np.zeros((300, 200, 3), np.uint8)
+    assert _bounded(small, 896) is small
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3))
+    f = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="f")(inp)
+    g = keras.layers.Conv2D(6, 3, strides=2, padding="same", activation="relu", name="g")(f)
+    out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(g))
+    eng = cw.CAMEngine(keras.Model(inp, out))
+    rng = np.random.default_rng(2)
+    photo = np.repeat(np.repeat(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8), 100, 0), 100, 1)  # 24 MP
+    report = eng.refit_head("f", [photo], crops_per_image=4, heldout_per_image=2)
+    assert report.n_heldout == 2 and eng.cam(photo, 1, layer="f").shape == (32, 32)
