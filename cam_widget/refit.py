@@ -5,14 +5,14 @@ earlier, finer layer.  Here the new head is *distilled* from the model itself, i
 
 1. batched forward passes (not cached: the crops are thrown away) over the photos plus
    ``crops_per_image`` random crops/flips of each capture the chosen layer's and the CAM layer's
-   features and the model's logits.  Scale augmentation needs real pixels; at ~8 ms per 224 px
-   crop on two cores, 32 crops per photo cost about 2.3 s for 8 photos;
+   features and the model's logits.  Scale augmentation needs real pixels; a whole default refit
+   on the 8 sample photos takes 3-4 s on two cores (BENCHMARKS.md, section 6);
 2. more samples come from sub-windows of those feature maps: every window covering at least
    ``min_window`` of each side of the coarse CAM grid.  The student sees the GAP of the chosen
    layer over the window; the teacher is the model's own head on the GAP of its CAM layer over
    the same window, i.e. the mean of the model's own CAM there.  Windows teach the head *where*
    the model's evidence lies, which is what a CAM shows: on the packaged case set, a head fitted
-   on whole crops alone agrees with the model as often but localizes clearly worse (see
+   on whole crops alone agrees with the model slightly more often but localizes clearly worse (see
    docs/CONV_CUTOFF.md).  The whole views carry ``view_share`` of the weight, the windows the rest;
 3. a weighted ridge least-squares fit of the logits (each class's column is an independent
    regression), solved from accumulated moments so the window targets are never formed;
@@ -177,8 +177,6 @@ class _Moments:
         return w.astype(np.float32), (mt - mx @ w).astype(np.float32)
 
 
-
-
 Crop = tuple[int, int, int, int, int, int, bool]  # y, x, height, width, twin offset dy, dx, mirrored
 
 
@@ -256,6 +254,8 @@ def refit_head(
     model's own head the fit is returned (``report.head``) but not registered.
     """
     start = time.perf_counter()
+    if not 0.0 <= view_share < 1.0:
+        raise CAMError(f"view_share must be in [0, 1); got {view_share!r}.")
     longest = PHOTO_LIMIT * max(engine.input_size)
     photos = [_bounded(load_image(im), longest) for im in (images.values() if isinstance(images, dict) else images)]
     if not photos:
@@ -266,55 +266,29 @@ def refit_head(
     # (photo, crop, twin?) triples; the pixels are cut one chunk at a time
     views: list[tuple[int, Crop | None, bool]] = [(i, None, False) for i in range(len(photos))]
     views += [(i, _draw(p.shape, rng), False) for i, p in enumerate(photos) for _ in range(max(0, crops_per_image))]
-    windows = top is not None and min_window < 1.0
-    k = engine.layer(name).shape[-1]
-    outputs = [name, top] if windows else [name]  # one traced forward function serves fitting and held-out
-    pooled: list[np.ndarray] = []  # each view's GAP features and logits, for the fit report
-    view_logits: list[np.ndarray] = []
-    if windows:
-        assert top is not None
-        teacher_head = engine.heads()[top]
-        proj, bias = teacher_head.weights, teacher_head.bias
-        grid = engine.layer(top).shape[:2]
-        boxes = _windows(grid[0], grid[1], min_window, rng)
-        student_grid = engine.layer(name).shape[:2]
-        teacher_avg = _window_matrix(boxes, *grid)
-        student_avg = _window_matrix(_scale_boxes(boxes, grid, student_grid), *student_grid)
-        full = (boxes[:, 2] - boxes[:, 0] == grid[0]) & (boxes[:, 3] - boxes[:, 1] == grid[1])
-        if not 0.0 <= view_share < 1.0:
-            raise CAMError(f"view_share must be in [0, 1); got {view_share!r}.")
-        # whole views carry view_share of the total weight, the sub-windows the rest
-        n_sub = max(1, int((~full).sum()))
-        weight = np.where(full, view_share / (1.0 - view_share) * n_sub, 1.0) if (~full).any() else np.ones(len(boxes))
-        moments = _Moments(k, proj.shape[0])
-        for chunk in _chunks(photos, views):
-            logits, feats = engine.features_many(chunk, outputs, cache=False)
-            x = _window_means(feats[name], student_avg)
-            moments.add(x, _window_means(feats[top], teacher_avg), np.tile(weight, len(chunk)))
-            pooled.append(feats[name].mean(axis=(1, 2)))
-            view_logits.append(logits)
-        n_samples = len(views) * len(boxes)
+    sampler = _WindowSampler(engine, name, top, min_window, view_share, rng) if top and min_window < 1.0 else None
+    outputs = [name, top] if sampler else [name]  # one traced forward function serves fitting and held-out
+    moments: _Moments | None = None
+    pooled, view_logits = [], []  # each view's GAP features and logits, for the fit report
+    for chunk in _chunks(photos, views):
+        logits, feats = engine.features_many(chunk, outputs, cache=False)
+        x_view = feats[name].mean(axis=(1, 2))
+        x, m, weight = sampler.samples(feats) if sampler else (x_view, logits, np.ones(len(chunk)))
+        moments = moments or _Moments(x.shape[1], m.shape[1])
+        moments.add(x, m, weight)
+        pooled.append(x_view)
+        view_logits.append(logits)
+    assert moments is not None
+    w, b = moments.solve(ridge, *(sampler.head if sampler else (None, None)))
+    fit_top1 = float(np.mean((np.concatenate(pooled) @ w + b).argmax(1) == np.concatenate(view_logits).argmax(1)))
+    if sampler:
+        n_samples = len(views) * sampler.n_windows
         teacher = (
-            f"the model's head on {top}, over {len(boxes)} feature windows of each of {len(views)} photos and "
-            f"crops (whole views carry {view_share:.0%} of the weight)"
+            f"the model's head on {top}, over {sampler.n_windows} feature windows of each of {len(views)} photos "
+            f"and crops (whole views carry {view_share:.0%} of the weight)"
         )
     else:
-        proj = bias = None
-        moments = None
-        for chunk in _chunks(photos, views):
-            logits, feats = engine.features_many(chunk, outputs, cache=False)
-            x = feats[name].mean(axis=(1, 2))
-            if moments is None:
-                moments = _Moments(k, logits.shape[1])
-            moments.add(x, logits, np.ones(len(x)))
-            pooled.append(x)
-            view_logits.append(logits)
-        n_samples = len(views)
-        teacher = f"the model's logits on {len(views)} photos and crops"
-    assert moments is not None
-    w, b = moments.solve(ridge, proj, bias)
-    fit_agree = np.concatenate(pooled) @ w + b
-    fit_top1 = float(np.mean(fit_agree.argmax(1) == np.concatenate(view_logits).argmax(1)))
+        n_samples, teacher = len(views), f"the model's logits on {len(views)} photos and crops"
 
     held_rng = np.random.default_rng([seed, 1])  # a separate stream: held-out crops are never fitted on
     held = [(i, _draw(p.shape, held_rng, SHIFT)) for i, p in enumerate(photos) for _ in range(max(1, heldout_per_image))]
@@ -350,6 +324,32 @@ def refit_head(
         fit_top1_agreement=fit_top1,
         image_agreement=[float(a.mean()) for a in np.array_split(agree, len(photos))],
     )
+
+
+class _WindowSampler:
+    """Sub-window samples of one chunk's feature maps: the student's pooled features over each window
+    of ``layer`` and the teacher's (the CAM layer's) over the same window, with the whole-view weight."""
+
+    def __init__(
+        self, engine: CAMEngine, layer: str, top: str, min_window: float, view_share: float, rng: np.random.Generator
+    ) -> None:
+        self.layer, self.top = layer, top
+        teacher = engine.heads()[top]
+        self.head = (teacher.weights, teacher.bias)
+        grid = engine.layer(top).shape[:2]
+        boxes = _windows(grid[0], grid[1], min_window, rng)
+        student_grid = engine.layer(layer).shape[:2]
+        self.teacher_avg = _window_matrix(boxes, *grid)
+        self.student_avg = _window_matrix(_scale_boxes(boxes, grid, student_grid), *student_grid)
+        self.n_windows = len(boxes)
+        whole = (boxes[:, 2] - boxes[:, 0] == grid[0]) & (boxes[:, 3] - boxes[:, 1] == grid[1])
+        n_sub = int((~whole).sum())  # whole views carry view_share of the total weight, the sub-windows the rest
+        self.weight = np.where(whole, view_share / (1.0 - view_share) * n_sub, 1.0) if n_sub else np.ones(len(boxes))
+
+    def samples(self, feats: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = len(feats[self.layer])
+        x = _window_means(feats[self.layer], self.student_avg)
+        return x, _window_means(feats[self.top], self.teacher_avg), np.tile(self.weight, n)
 
 
 def _chunks(photos: list[np.ndarray], items: list[tuple[int, Crop | None, bool]]) -> Iterator[list[np.ndarray]]:
