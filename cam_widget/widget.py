@@ -28,9 +28,10 @@ what it says changes (an alpha change sends the image alone; timings are in ``la
 screen).  ``class_control`` is a short list -- the top-k, plus any other class picked with the search
 box or by index -- because a 1,000-option ``<select>`` alone costs several ms per keypress in the browser.
 
-Rendering is coalesced.  Inside a Jupyter kernel, control changes only record "something changed"
-and wake one background thread that always renders the *newest* state; every frame carries a
-generation number and a frame older than the one on screen is never published.  The image and the
+Rendering is coalesced (:class:`cam_widget.render_loop.RenderLoop`).  Inside a Jupyter kernel, control
+changes only record "something changed" and wake one background thread that always renders the
+*newest* state; every frame carries a generation number and a frame older than the one on screen is
+never published.  The image and the
 caption (colour bar + status line) are updated inside ``hold_sync`` so they change together (the image
 first).  Outside a kernel (tests, scripts) rendering is synchronous unless ``threaded=True``.
 
@@ -61,6 +62,7 @@ from . import render
 from .cache import ByteLRU
 from .errors import CAMError, ImageTooLargeError, NoCAMHeadError
 from .imaging import MAX_PIXELS, load_image, resize_to
+from .render_loop import RenderLoop
 
 __all__ = ["CAMExplorer"]
 
@@ -280,15 +282,9 @@ class CAMExplorer(widgets.VBox):
         self._maps = ByteLRU(map_cache_bytes)
         self._bars: dict[str, bytes] = {}
         self._tls = threading.local()
-        self._cv = threading.Condition()
         self._publish_lock = threading.RLock()
-        self._generation = 0
         self._published = 0
-        self._pending = False
-        self._busy = False
-        self._closed = False
-        self._jobs: list[Callable[[], None]] = []
-        self._worker: threading.Thread | None = None
+        self._loop = RenderLoop(self._render_generation, self._show_error, self.threaded)
         self._frame: _Frame | None = None
         self._class_image: str | None = None  # the image whose top-k class_control lists
         self._last_class: int | None = None
@@ -414,24 +410,13 @@ class CAMExplorer(widgets.VBox):
     # ================================================================== public API
     def render(self) -> bytes:
         """Render the current state now, in the calling thread; return the frame bytes."""
-        with self._cv:
-            self._generation += 1
-            generation = self._generation
-            self._pending = False
-        self._render_generation(generation)
+        self._render_generation(self._loop.next_generation())
         frame = self._frame
         return frame.data if frame is not None else b""
 
     def wait(self, timeout: float | None = 30.0) -> bool:
         """Block until no render is pending or running (threaded mode); ``False`` on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cv:
-            while self._pending or self._busy or self._jobs:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cv.wait(remaining)
-        return True
+        return self._loop.wait(timeout)
 
     @property
     def overlay_bytes(self) -> bytes:
@@ -524,12 +509,10 @@ class CAMExplorer(widgets.VBox):
         self._epoch += 1
 
     def close(self) -> None:
-        if not hasattr(self, "_cv"):  # the constructor failed before the worker machinery existed
+        if not hasattr(self, "_loop"):  # the constructor failed before the render loop existed
             super().close()
             return
-        with self._cv:
-            self._closed = True
-            self._cv.notify_all()
+        self._loop.close()
         for w in self._all_widgets():
             w.close()
         super().close()
@@ -575,65 +558,7 @@ class CAMExplorer(widgets.VBox):
 
     def _request(self) -> None:
         """Something changed: render the newest state (now, or coalesced in the worker)."""
-        if not self.threaded:
-            try:
-                self.render()
-            except Exception as exc:  # pragma: no cover - render() already reports its errors
-                self._show_error(exc)
-            return
-        with self._cv:
-            if self._closed:
-                return
-            self._generation += 1
-            self._pending = True
-            self._ensure_worker()
-            self._cv.notify_all()
-
-    def _submit(self, job: Callable[[], None]) -> None:
-        """Run ``job`` in the worker (threaded) or now; exceptions go to the status line."""
-        if not self.threaded:
-            self._run_job(job)
-            return
-        with self._cv:
-            self._jobs.append(job)
-            self._ensure_worker()
-            self._cv.notify_all()
-
-    def _run_job(self, job: Callable[[], None]) -> None:
-        try:
-            job()
-        except Exception as exc:
-            self._show_error(exc)
-
-    def _ensure_worker(self) -> None:
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._work, name="cam-explorer-render", daemon=True)
-            self._worker.start()
-
-    def _work(self) -> None:
-        while True:
-            with self._cv:
-                while not self._pending and not self._jobs and not self._closed:
-                    self._busy = False
-                    self._cv.notify_all()
-                    self._cv.wait()
-                if self._closed:
-                    self._busy = False
-                    self._cv.notify_all()
-                    return
-                self._busy = True
-                jobs, self._jobs = self._jobs, []
-                if not jobs:
-                    self._pending = False
-                    generation = self._generation
-            if jobs:
-                for job in jobs:
-                    self._run_job(job)
-                continue  # jobs request their own renders
-            try:
-                self._render_generation(generation)
-            except Exception as exc:  # pragma: no cover - defensive: the worker must survive
-                self._show_error(exc)
+        self._loop.request()
 
     # ================================================================== rendering
     def _snapshot(self) -> _State:
@@ -894,7 +819,7 @@ class CAMExplorer(widgets.VBox):
             finally:
                 self.refit_button.disabled = False
 
-        self._submit(job)
+        self._loop.submit(job)
 
     @_guarded
     def _on_save_click(self, _button: Any) -> None:

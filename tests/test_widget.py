@@ -579,7 +579,7 @@ def test_threaded_burst_is_coalesced_and_ends_on_the_final_frame(make, engine, p
     w = make(threaded=True, png_max=0)
     published: list[int] = []
     w.image_widget.observe(lambda ch: published.append(w._published), "value")
-    renders_before = w._generation
+    renders_before = w._loop.generation
     top = engine.top_k(photos["chelsea"], 3)
 
     def drag() -> None:
@@ -602,7 +602,7 @@ def test_threaded_burst_is_coalesced_and_ends_on_the_final_frame(make, engine, p
     want = expected_frame(w, engine, photos["chelsea"], top[2][0], CAM_LAYER, "cam", 0.37, "turbo")
     assert w.overlay_bytes == render.encode(want, "jpeg", w.jpeg_quality)
     assert published == sorted(published) and len(set(published)) == len(published)  # never backwards
-    requests = w._generation - renders_before
+    requests = w._loop.generation - renders_before
     assert requests >= 500 and len(published) < requests  # intermediate requests were dropped
 
 
