@@ -3,14 +3,19 @@
 ::
 
     cam-widget demo --out DIR [--image NAME_OR_PATH ...] [--class-index N] [--layer NAME]
-                    [--method cam|gradcam] [--input-size 224] [--alpha 0.5] [--colormap jet] [--box]
-    cam-widget evaluate [CASES.json] [--layer NAME] [--method cam|gradcam] [--input-size 224]
-                        [--threshold 0.2] [--tolerance 15] [--json OUT] [--no-progress]
+                    [--method cam|gradcam] [--refit] [--heads FILE] [--save-heads FILE]
+                    [--input-size 224] [--alpha 0.5] [--colormap jet] [--box]
+    cam-widget evaluate [CASES.json] [--layer NAME] [--method cam|gradcam] [--refit] [--heads FILE]
+                        [--save-heads FILE] [--input-size 224] [--threshold 0.2] [--tolerance 15]
+                        [--json OUT] [--no-progress]
     cam-widget layers [--input-size 224]
 
 ``demo`` runs the embedded EfficientNet-Lite0 ImageNet engine on the packaged sample photos (or
 the given ones), writes one CAM overlay PNG per image and prints one line per image.  ``evaluate``
-scores the maps on a labelled case file (default: the packaged set) and prints a table.  Bad input
+scores the maps on a labelled case file (default: the packaged set) and prints a table.  Exact CAM
+at a layer without a head needs one: ``--refit`` distils it from the model on the packaged sample
+photos first (the fit report goes to stderr), ``--heads`` loads heads saved by ``--save-heads`` or
+``engine.save_heads``.  Bad input
 gives a one-line ``cam-widget: error: ...`` on stderr and exit status 2, never a traceback.
 Everything runs offline.
 """
@@ -27,7 +32,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .errors import CAMError
+from .errors import CAMError, NoCAMHeadError
 
 __all__ = ["build_parser", "main"]
 
@@ -165,6 +170,21 @@ def make_progress(total: int, desc: str = "evaluating", stream: TextIO | None = 
 # ----------------------------------------------------------------------------------- commands
 
 
+def _prepare_heads(engine: Any, args: argparse.Namespace) -> None:
+    """Load saved heads (``--heads``), refit one at ``--layer`` (``--refit``), save them (``--save-heads``)."""
+    if args.heads:
+        engine.load_heads(args.heads)
+    if args.refit:
+        if args.layer is None:
+            raise CAMError("--refit needs --layer: the layer to fit an exact-CAM head on (see 'cam-widget layers').")
+        from .samples import sample_images
+
+        print(engine.refit_head(args.layer, sample_images()), file=sys.stderr)
+    if args.save_heads:
+        engine.save_heads(args.save_heads)
+        print(f"saved the refit heads to {args.save_heads}", file=sys.stderr)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     import cv2
 
@@ -175,6 +195,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     engine = _make_engine(args.input_size)
+    _prepare_heads(engine, args)
     names = _unique_names([n for n, _ in images])
     width = max(len(n) for n in names)
     for name, (_, rgb) in zip(names, images, strict=True):
@@ -202,6 +223,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     cases = load_cases(args.cases)  # before the engine: a bad file fails fast
     engine = _make_engine(args.input_size)
+    _prepare_heads(engine, args)
     progress = make_progress(len(cases)) if args.progress else None
     try:
         result = evaluate(
@@ -246,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
         if maps:
             p.add_argument("--layer", default=None, help="spatial layer name (default: the CAM layer); see 'layers'")
             p.add_argument("--method", choices=METHODS, default="cam", help="exact CAM (default) or Grad-CAM")
+            p.add_argument(
+                "--refit", action="store_true",
+                help="first fit an exact-CAM head at --layer from the sample photos (seconds; report on stderr)",
+            )  # fmt: skip
+            p.add_argument("--heads", default=None, metavar="FILE", help="load refit heads saved with --save-heads")
+            p.add_argument("--save-heads", default=None, metavar="FILE", help="save the refit heads (.npz) for --heads")
         p.add_argument(
             "--input-size", type=_input_size, default=224, metavar="N|HxW",
             help="size the whole photo is resized to (default 224; 448 gives 14x14 maps)",
@@ -291,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except NoCAMHeadError as err:
+        return _fail(f"{_one_line(err)} On the command line: add --refit (with --layer) to fit one first.")
     except CAMError as err:
         return _fail(_one_line(err))
     except ImportError as err:

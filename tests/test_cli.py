@@ -352,6 +352,73 @@ def test_default_model_evaluate_in_process(real_engine, monkeypatch, tmp_path, c
     assert "espresso" in capsys.readouterr().out
 
 
+class HeadsEngine(FakeEngine):
+    """FakeEngine that records the head calls the command line makes."""
+
+    def refit_head(self, layer, images):
+        self.calls.append(("refit", layer, sorted(images)))
+        if layer not in ("block1", "top"):
+            raise cli.CAMError(f"No spatial layer named {layer!r}.")
+        return f"refit head at {layer}: top-1 agreement 80%"
+
+    def load_heads(self, path):
+        self.calls.append(("load", str(path)))
+        return ["block1"]
+
+    def save_heads(self, path):
+        self.calls.append(("save", str(path)))
+
+
+def test_refit_heads_and_save_heads_options(monkeypatch, tmp_path, capsys):
+    engine = HeadsEngine()
+    monkeypatch.setattr(cli, "_make_engine", lambda size: engine)
+    h = str(tmp_path / "h.npz")
+    argv = ["demo", "--out", str(tmp_path), "--image", "coffee", "--layer", "block1", "--refit"]
+    assert cli.main([*argv, "--save-heads", h, "--heads", h]) == 0
+    kinds = [c[0] for c in engine.calls if isinstance(c[0], str)]
+    assert kinds == ["load", "refit", "save"]  # saved heads first, then the refit, then saving them all
+    assert engine.calls[1] == ("refit", "block1", sorted(__import__("cam_widget").sample_images()))
+    captured = capsys.readouterr()
+    assert "top-1 agreement 80%" in captured.err and "saved the refit heads" in captured.err
+    assert "top-1 agreement" not in captured.out and captured.out.startswith("coffee")  # stdout: one line per image
+    assert cli.main(["demo", "--out", str(tmp_path), "--image", "coffee", "--refit"]) == 2
+    assert "--refit needs --layer" in capsys.readouterr().err
+
+
+def test_no_head_error_names_the_refit_option(monkeypatch, tmp_path, capsys):
+    from cam_widget.errors import NoCAMHeadError
+
+    engine = FakeEngine()
+
+    def cam(*args, **kwargs):
+        raise NoCAMHeadError("Layer 'block1' has no GAP -> Dense head; use method='gradcam'.")
+
+    engine.cam = cam
+    monkeypatch.setattr(cli, "_make_engine", lambda size: engine)
+    assert cli.main(["demo", "--out", str(tmp_path), "--image", "coffee", "--layer", "block1"]) == 2
+    err = capsys.readouterr().err
+    assert "add --refit" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_default_model_refit_then_saved_heads_give_the_same_evaluation(real_engine, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(cli, "_make_engine", lambda size: real_engine)
+    heads = tmp_path / "heads.npz"
+    base = ["evaluate", "--layer", "block5c_add", "--no-progress"]
+    real_engine.remove_head("block5c_add")
+    assert cli.main(base) == 2 and "add --refit" in capsys.readouterr().err
+    assert cli.main([*base, "--refit", "--save-heads", str(heads), "--json", str(tmp_path / "a.json")]) == 0
+    assert "refit head at block5c_add" in capsys.readouterr().err
+    real_engine.remove_head("block5c_add")
+    assert cli.main([*base, "--heads", str(heads), "--json", str(tmp_path / "b.json")]) == 0
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert a["summary"] == b["summary"] and a["summary"]["n"] > 0
+    real_engine.remove_head("block5c_add")
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    assert cli.main([*base, "--heads", str(tmp_path / "bad.npz")]) == 2
+    assert "save_heads" in capsys.readouterr().err
+
+
 def test_package_level_functions_are_not_shadowed_by_submodules():
     import importlib
 
