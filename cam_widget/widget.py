@@ -31,9 +31,8 @@ box or by index -- because a 1,000-option ``<select>`` alone costs several ms pe
 Rendering is coalesced (:class:`cam_widget.render_loop.RenderLoop`).  Inside a Jupyter kernel, control
 changes only record "something changed" and wake one background thread that always renders the
 *newest* state; every frame carries a generation number and a frame older than the one on screen is
-never published.  The image and the
-caption (colour bar + status line) are updated inside ``hold_sync`` so they change together (the image
-first).  Outside a kernel (tests, scripts) rendering is synchronous unless ``threaded=True``.
+never published.  The image and the caption (colour bar + status line) are updated inside
+``hold_sync`` so they change together (the image first).  Outside a kernel (tests, scripts) rendering is synchronous unless ``threaded=True``.
 
 Every handler catches exceptions and shows them (class name + message) in the status line; the
 panel keeps working.
@@ -272,7 +271,7 @@ class CAMExplorer(widgets.VBox):
         self.max_upload_bytes = int(max_upload_bytes)
         self.max_upload_pixels = int(max_upload_pixels)
         self.save_dir = Path(save_dir)
-        self.threaded = _in_kernel() if threaded is None else bool(threaded)
+        threaded = _in_kernel() if threaded is None else bool(threaded)
         self.last_timings: dict[str, float] = {}
         self.refit_reports: dict[str, Any] = {}
 
@@ -284,7 +283,7 @@ class CAMExplorer(widgets.VBox):
         self._tls = threading.local()
         self._publish_lock = threading.RLock()
         self._published = 0
-        self._loop = RenderLoop(self._render_generation, self._show_error, self.threaded)
+        self._loop = RenderLoop(self._render_generation, self._show_error, threaded)
         self._frame: _Frame | None = None
         self._class_image: str | None = None  # the image whose top-k class_control lists
         self._last_class: int | None = None
@@ -408,6 +407,11 @@ class CAMExplorer(widgets.VBox):
         self.render()
 
     # ================================================================== public API
+    @property
+    def threaded(self) -> bool:
+        """Whether control changes render in the background worker (fixed when the panel is built)."""
+        return self._loop.threaded
+
     def render(self) -> bytes:
         """Render the current state now, in the calling thread; return the frame bytes."""
         self._render_generation(self._loop.next_generation())
