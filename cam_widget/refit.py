@@ -34,6 +34,7 @@ import io
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -359,13 +360,14 @@ def _chunks(photos: list[np.ndarray], items: list[tuple[int, Crop | None, bool]]
 
 
 def save_heads(engine: CAMEngine, path: Any) -> None:
-    """Save the engine's refitted heads to an ``.npz`` file (plain arrays, no pickle)."""
+    """Save the engine's refitted heads to an ``.npz`` file (plain arrays, no pickle; folders are created)."""
     heads = {k: h for k, h in engine.heads().items() if h.kind == "refit"}
     arrays: dict[str, np.ndarray] = {"layers": np.array(list(heads), dtype=str)}
     for i, h in enumerate(heads.values()):
         arrays[f"w{i}"], arrays[f"b{i}"] = h.weights, h.bias
     buf = io.BytesIO()
     np.savez(buf, **arrays)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         fh.write(buf.getvalue())
 

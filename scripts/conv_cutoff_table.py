@@ -5,7 +5,7 @@
 Compares, on the packaged case set (cam_widget/data/cases.json: hand-drawn boxes on the sample
 photos plus pasted-object translation cases), top-layer CAM at 224 and 448 px input, Grad-CAM at a
 14x14 block, and refitted CAM heads at a 14x14 and a 28x28 block (with their fit fidelity); then
-how faithful refit heads are, layer by layer, against how stable the model itself is (~5 min on two
+how faithful refit heads are, layer by layer, against how stable the model itself is (~9 min on two
 cores).
 """
 

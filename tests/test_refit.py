@@ -111,7 +111,7 @@ def test_save_and_load_heads_roundtrip(engine, photos, tmp_path):
     if not engine.has_cam("block5c_add"):
         engine.refit_head("block5c_add", photos)
     before = engine.cam(photos["chelsea"], 281, layer="block5c_add")
-    path = tmp_path / "heads.npz"
+    path = tmp_path / "new" / "folder" / "heads.npz"  # folders are created
     engine.save_heads(path)
     engine.remove_head("block5c_add")
     assert not engine.has_cam("block5c_add")
