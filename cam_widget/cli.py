@@ -175,8 +175,6 @@ def _prepare_heads(engine: Any, args: argparse.Namespace) -> None:
     if args.heads:
         engine.load_heads(args.heads)
     if args.refit:
-        if args.layer is None:
-            raise CAMError("--refit needs --layer: the layer to fit an exact-CAM head on (see 'cam-widget layers').")
         from .samples import sample_images
 
         print(engine.refit_head(args.layer, sample_images()), file=sys.stderr)
@@ -317,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "refit", False) and args.layer is None:  # before building the engine
+        return _fail("--refit needs --layer: the layer to fit an exact-CAM head on (see 'cam-widget layers').")
     try:
         return int(args.func(args))
     except NoCAMHeadError as err:
