@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import CAMError
-from .imaging import ImageSource, load_image
+from .imaging import ImageSource, load_image, resize_to
+from .render import fit_within
 
 if TYPE_CHECKING:
     from .engine import CAMEngine
@@ -204,30 +205,14 @@ def _cut(image: np.ndarray, crop: Crop | None, twin: bool = False) -> np.ndarray
     return np.ascontiguousarray(out[:, ::-1] if flip else out)
 
 
-def _augment(image: np.ndarray, rng: np.random.Generator, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """A random crop of ``image`` and its twin moved by ``shift`` of its size (see :func:`_draw`)."""
-    crop = _draw(image.shape, rng, shift)
-    return _cut(image, crop), _cut(image, crop, twin=True)
+def _shrunk(image: np.ndarray, longest: int) -> np.ndarray:
+    return resize_to(image, fit_within(image.shape, longest))
 
 
-def _bounded(image: np.ndarray, longest: int) -> np.ndarray:
-    """``image`` shrunk (area interpolation) so its longest side is at most ``longest``: crops of a
-    50-megapixel photo are resized to the model input anyway, and hundreds of them must fit in memory."""
-    h, w = image.shape[:2]
-    if max(h, w) <= longest:
-        return image
-    import cv2
-
-    scale = longest / max(h, w)
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-
-
-def _agreement(student: np.ndarray, teacher: np.ndarray) -> tuple[float, float]:
-    top1 = float(np.mean(student.argmax(1) == teacher.argmax(1)))
+def _top5_overlap(student: np.ndarray, teacher: np.ndarray) -> float:
     s5 = np.argsort(-student, axis=1)[:, :5]
     t5 = np.argsort(-teacher, axis=1)[:, :5]
-    overlap = np.mean([len(set(a) & set(b)) / 5.0 for a, b in zip(s5, t5, strict=False)])
-    return top1, float(overlap)
+    return float(np.mean([len(set(a) & set(b)) / 5.0 for a, b in zip(s5, t5, strict=True)]))
 
 
 def refit_head(
@@ -257,8 +242,8 @@ def refit_head(
     start = time.perf_counter()
     if not 0.0 <= view_share < 1.0:
         raise CAMError(f"view_share must be in [0, 1); got {view_share!r}.")
-    longest = PHOTO_LIMIT * max(engine.input_size)
-    photos = [_bounded(load_image(im), longest) for im in (images.values() if isinstance(images, dict) else images)]
+    longest = PHOTO_LIMIT * max(engine.input_size)  # crops of huge photos: bounded memory, same pixels at the input
+    photos = [_shrunk(load_image(im), longest) for im in (images.values() if isinstance(images, dict) else images)]
     if not photos:
         raise CAMError("refit_head needs at least one image to distil from; pass a list of photos.")
     name = engine.layer(layer).name
@@ -304,7 +289,7 @@ def refit_head(
     model_top1 = logits_all[:n].argmax(1)
     stable = model_top1 == logits_all[n:].argmax(1)
     agree = student.argmax(1) == model_top1
-    _, top5 = _agreement(student, logits_all[:n])
+    top5 = _top5_overlap(student, logits_all[:n])
     from .keras_graph import Head
 
     head = Head(name, w, b, "refit")

@@ -11,6 +11,14 @@ cw = pytest.importorskip("cam_widget")
 from cam_widget.errors import CAMError, NoCAMHeadError  # noqa: E402
 
 
+def _augment(image, rng, shift):
+    """A held-out crop and its shifted twin, drawn the way refit_head draws them."""
+    from cam_widget.refit import _cut, _draw
+
+    crop = _draw(image.shape, rng, shift)
+    return _cut(image, crop), _cut(image, crop, twin=True)
+
+
 @pytest.fixture(scope="module")
 def engine():
     return cw.default_engine()
@@ -60,7 +68,7 @@ def test_refit_at_14x14_block_gives_exact_cam_for_its_head(engine, photos):
 def test_fit_report_stability_numbers_match_a_recomputation(engine, photos):
     """model_self_agreement and top1_agreement_stable, recomputed with the engine's public (cached) path on
     the same held-out pairs: the refit draws them from the documented stream ``default_rng([seed, 1])``."""
-    from cam_widget.refit import SHIFT, _augment
+    from cam_widget.refit import SHIFT
 
     imgs = list(photos.values())
     report = engine.refit_head("block4c_add", imgs, crops_per_image=4, heldout_per_image=3, seed=5, register=False)
@@ -78,8 +86,6 @@ def test_fit_report_stability_numbers_match_a_recomputation(engine, photos):
 
 
 def test_heldout_twin_is_the_crop_moved_by_the_shift():
-    from cam_widget.refit import _augment
-
     yy, xx = np.mgrid[0:300, 0:400]
     image = np.dstack([yy // 2, xx // 2, (yy % 2) * 50 + (xx % 2) * 100]).astype(np.uint8)  # every pixel unique
     rng = np.random.default_rng(3)
@@ -160,12 +166,12 @@ def test_window_means_equal_direct_means_and_the_window_cap_keeps_the_whole_grid
 
 
 def test_refit_on_a_huge_photo_crops_a_shrunk_copy():
-    from cam_widget.refit import _bounded
+    from cam_widget.refit import _shrunk
 
     big = np.zeros((4000, 6000, 3), np.uint8)
-    assert _bounded(big, 896).shape == (597, 896, 3)
+    assert _shrunk(big, 896).shape == (597, 896, 3)
     small = np.zeros((300, 200, 3), np.uint8)
-    assert _bounded(small, 896) is small
+    assert _shrunk(small, 896) is small
     keras.utils.set_random_seed(0)
     inp = keras.Input((32, 32, 3))
     f = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="f")(inp)
