@@ -61,7 +61,6 @@ class Call:
     layer: Any
     inputs: list[Any]
     outputs: list[Any]
-    pre_activation: Any = None  # logits before a softmax/sigmoid activation built into the layer
 
 
 @dataclass(frozen=True)
@@ -90,6 +89,7 @@ class Trace:
     calls: list[Call] = field(default_factory=list)
     by_name: dict[str, Call] = field(default_factory=dict)
     producer: dict[int, Call] = field(default_factory=dict)
+    logits_source: Call | None = None  # the layer computing the logits (before any re-applied reshape)
 
     def spatial(self) -> list[LayerInfo]:
         """Every call with a single 4-D output, in graph order."""
@@ -169,10 +169,7 @@ class _Tracer:
         outputs = op(*args, **kwargs)
         flat_in = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
         flat_out = keras.tree.flatten(outputs)
-        pre = None
-        if _activation_name(op) in _PROB_ACTIVATIONS and flat_in:
-            pre = _pre_activation(op, flat_in[0])
-        call = Call(self._unique(name), op, flat_in, flat_out, pre)
+        call = Call(self._unique(name), op, flat_in, flat_out)
         self.calls.append(call)
         self.by_name[call.name] = call
         return outputs
@@ -251,8 +248,8 @@ def trace_model(model: Any, input_size: tuple[int, int] | None = None) -> Trace:
             f"Model {model.name!r} outputs shape {tuple(out.shape)}; a classifier outputs (batch, num_classes)."
         )
     producer = {id(t): c for c in tracer.calls for t in c.outputs}
-    logits, probability = _find_logits(out, producer)
-    trace = Trace(inp, out, logits, probability, tracer.calls, tracer.by_name, producer)
+    logits, probability, logits_source = _find_logits(out, producer)
+    trace = Trace(inp, out, logits, probability, tracer.calls, tracer.by_name, producer, logits_source)
     if not trace.spatial():
         raise ModelError(
             f"Model {model.name!r} has no layer with a spatial (h, w, c) output, so there is nothing to map. "
@@ -261,19 +258,32 @@ def trace_model(model: Any, input_size: tuple[int, int] | None = None) -> Trace:
     return trace
 
 
-def _find_logits(out: Any, producer: dict[int, Call]) -> tuple[Any, str]:
-    """Pre-softmax logits: softmax is undone whether it is a layer's activation or its own layer."""
+def _find_logits(out: Any, producer: dict[int, Call]) -> tuple[Any, str, Call | None]:
+    """Pre-softmax logits, the probability kind, and the layer that computes the logits.
+
+    Softmax is undone whether it is a layer's activation or its own layer, also when it sits before
+    a final ``Flatten``/``Reshape`` (a 1x1-conv classifier): those are re-applied to the logits."""
+    reshapes = []
     call = producer.get(id(out))
+    while call is not None and isinstance(call.layer, (keras.layers.Flatten, keras.layers.Reshape)):
+        reshapes.append(call.layer)
+        call = producer.get(id(call.inputs[0]))
     if call is None:
-        return out, "softmax-added"
+        return out, "softmax-added", None
     layer = call.layer
     if isinstance(layer, keras.layers.Softmax):
-        return call.inputs[0], "softmax"
-    if isinstance(layer, keras.layers.Activation) and _activation_name(layer) in _PROB_ACTIVATIONS:
-        return call.inputs[0], _activation_name(layer)
-    if call.pre_activation is not None:
-        return call.pre_activation, _activation_name(layer)
-    return out, "softmax-added"
+        logits, probability = call.inputs[0], "softmax"
+        source = _skip_back(logits, producer)[1]
+    elif isinstance(layer, keras.layers.Activation) and _activation_name(layer) in _PROB_ACTIVATIONS:
+        logits, probability = call.inputs[0], _activation_name(layer)
+        source = _skip_back(logits, producer)[1]
+    elif _activation_name(layer) in _PROB_ACTIVATIONS and (pre := _pre_activation(layer, call.inputs[0])) is not None:
+        logits, probability, source = pre, _activation_name(layer), call  # the activation built into Dense/Conv
+    else:
+        return out, "softmax-added", _skip_back(out, producer)[1]
+    for reshape in reversed(reshapes):
+        logits = reshape(logits)
+    return logits, probability, source
 
 
 def _is_global_average(call: Call) -> bool:
@@ -345,12 +355,7 @@ def find_head(trace: Trace) -> Head | None:
     """
     num_classes = int(trace.logits.shape[-1])
     producer = trace.producer
-    logits = trace.logits
-    builtin = [c for c in trace.calls if c.pre_activation is logits]
-    if builtin:
-        linear = builtin[0]  # Dense/Conv with a built-in softmax: logits are its pre-activation
-    else:
-        _, linear = _skip_back(logits, producer)
+    linear = trace.logits_source
     if linear is None:
         return None
     layer = linear.layer

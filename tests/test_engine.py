@@ -116,6 +116,29 @@ def test_softmax_is_undone_for_separate_activation_layer():
     assert engine.cam_layer == "c"
 
 
+def test_softmax_inside_a_1x1_conv_classifier_before_flatten_is_undone():
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((24, 24, 3))
+    f = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="f")(inp)
+    pooled = keras.layers.GlobalAveragePooling2D(keepdims=True)(f)
+    logits = keras.layers.Conv2D(5, 1, name="cls")(pooled)
+    out = keras.layers.Flatten()(keras.layers.Activation("softmax")(logits))
+    model = keras.Model(inp, out)
+    # the same weights with the softmax built into the conv, before the Flatten
+    built_in = keras.layers.Conv2D(5, 1, activation="softmax", name="cls")
+    model2 = keras.Model(inp, keras.layers.Flatten()(built_in(pooled)))
+    built_in.set_weights(model.get_layer("cls").get_weights())
+    img = photo(24, 24)
+    raw = keras.Model(inp, keras.layers.Flatten()(logits))(CAMEngine(model).model_input(img)[None]).numpy()[0]
+    for m in (model, model2):
+        engine = CAMEngine(m)
+        assert engine.probability == "softmax" and engine.cam_layer == "f"
+        np.testing.assert_allclose(engine.logits(img), raw, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(engine.predict(img), m(engine.model_input(img)[None]).numpy()[0], atol=1e-6)
+        head = engine.heads()["f"]
+        assert engine.cam(img, 2).mean() + head.bias[2] == pytest.approx(float(raw[2]), rel=1e-4, abs=1e-4)
+
+
 def _nested_sequential() -> keras.Model:
     keras.utils.set_random_seed(2)
     base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(64, 64, 3))
