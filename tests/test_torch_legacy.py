@@ -233,14 +233,22 @@ def test_non_storage_persistent_ids_are_refused():
 
 
 def test_build_cannot_tamper_with_the_stand_ins():
-    before = torch_legacy._STORAGE_TYPES["FloatStorage"].dtype
-    payload = b"\x80\x02" + _global("torch", "FloatStorage") + _lit({"dtype": "<f8"}) + b"b."
-    with pytest.raises(WeightsFileError):
-        load_legacy_state_dict(_legacy(payload, []))
+    def snapshot() -> dict:  # values, not the (shared, possibly mutated) objects
+        return {k: (v.name, str(v.dtype)) for k, v in torch_legacy._STORAGE_TYPES.items()}
+
+    before = snapshot()
+    defaults = torch_legacy._rebuild_tensor_v2.__defaults__
+    states = ({"dtype": "<f8"}, (None, {"dtype": "<f8"}), ("FloatStorage", "<f8"))
+    for state in states:  # dict state, slot state, and a dataclass-style tuple state
+        payload = b"\x80\x02" + _global("torch", "FloatStorage") + _lit(state) + b"b."
+        with pytest.raises(UnsafePickleError, match="stand-in"):
+            load_legacy_state_dict(_legacy(payload, []))
     payload = b"\x80\x02" + _global("torch._utils", "_rebuild_tensor_v2") + _lit((None, {"__defaults__": (1,)})) + b"b."
-    with pytest.raises(WeightsFileError):
+    with pytest.raises(UnsafePickleError, match="stand-in"):
         load_legacy_state_dict(_legacy(payload, []))
-    assert torch_legacy._STORAGE_TYPES["FloatStorage"].dtype == before
+    assert snapshot() == before
+    assert before["FloatStorage"] == ("FloatStorage", "float32")
+    assert torch_legacy._rebuild_tensor_v2.__defaults__ == defaults
 
 
 def test_zip_format_is_refused_with_a_message(tmp_path: Path):

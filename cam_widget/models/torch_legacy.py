@@ -61,15 +61,21 @@ class UnsupportedFormatError(WeightsFileError):
 # Inert stand-ins for the torch globals a state dict references.
 
 
+def _refuse_build(self: Any, state: Any) -> None:
+    """``__setstate__`` of the stand-ins: a pickle's BUILD opcode may not change them.
+
+    (A frozen, slotted dataclass alone does not stop BUILD: its generated ``__setstate__`` writes
+    the fields with ``object.__setattr__``, and the storage types are shared by every load.)"""
+    raise UnsafePickleError(f"refusing to set the state of a torch stand-in ({type(self).__name__})")
+
+
 @dataclass(frozen=True, slots=True)
 class _StorageType:
-    """Stand-in for ``torch.FloatStorage`` & co.: only remembers the element dtype.
-
-    Frozen and slotted, so a pickle's BUILD opcode cannot mutate the shared instances.
-    """
+    """Stand-in for ``torch.FloatStorage`` & co.: only remembers the element dtype."""
 
     name: str
     dtype: np.dtype
+    __setstate__ = _refuse_build
 
 
 _STORAGE_TYPES: dict[str, _StorageType] = {
@@ -97,6 +103,7 @@ class _StorageRef:
     numel: int
     view_offset: int = 0  # legacy storage views: element offset into the root storage
     view_numel: int | None = None
+    __setstate__ = _refuse_build
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +114,7 @@ class _TensorRef:
     offset: int
     size: tuple[int, ...]
     stride: tuple[int, ...]
+    __setstate__ = _refuse_build
 
 
 def _check_int_tuple(value: Any, what: str) -> tuple[int, ...]:
