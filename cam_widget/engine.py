@@ -200,9 +200,10 @@ class CAMEngine:
     def prepare(self, image: ImageSource) -> tuple[str, np.ndarray]:
         """``(key, rgb)``: the image as RGB uint8 and its content hash (the cache key).
 
-        The hash of a read-only array (``arr.setflags(write=False)``) is remembered, so repeated
-        calls with the same frozen photo skip hashing its pixels."""
-        frozen = _is_rgb(image) and not image.flags.writeable
+        The hash of a read-only array that owns its pixels (``arr.setflags(write=False)``; not a
+        view, whose base could still change) is remembered, so repeated calls with the same frozen
+        photo skip hashing its pixels."""
+        frozen = _is_rgb(image) and not image.flags.writeable and image.base is None
         if frozen:
             memo = self._keys.get(id(image))
             if memo is not None and memo[0]() is image:

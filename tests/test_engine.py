@@ -451,3 +451,9 @@ def test_read_only_arrays_keep_their_key_and_writable_ones_are_rehashed(gap_engi
     assert gap_engine.prepare(frozen)[0] == key == gap_engine.prepare(img)[0]
     img[0, 0] = 255 - img[0, 0]  # a writable array changed in place gets a new key
     assert gap_engine.prepare(img)[0] != key
+    base = photo(seed=32)
+    view = base.view()
+    view.setflags(write=False)  # read-only, but its writable base can still change it
+    first = gap_engine.prepare(view)[0]
+    base[:] = 255 - base
+    assert gap_engine.prepare(view)[0] != first
