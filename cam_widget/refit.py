@@ -85,6 +85,16 @@ class FitReport:
     fit_top1_agreement: float = float("nan")
     image_agreement: list[float] = field(default_factory=list)
 
+    def summary(self) -> str:
+        """The fidelity numbers and the fit time in one short line (the widget's status line)."""
+        parts = [f"top-1 agreement {self.top1_agreement:.0%}"]
+        if np.isfinite(self.top1_agreement_stable) and np.isfinite(self.model_self_agreement):
+            parts.append(
+                f"{self.top1_agreement_stable:.0%} where the model's own top-1 is stable, "
+                f"as on {self.model_self_agreement:.0%} of crops"
+            )
+        return ", ".join([*parts, f"top-5 overlap {self.top5_overlap:.0%}", f"fitted in {self.seconds:.1f} s"])
+
     def __str__(self) -> str:
         return (
             f"refit head at {self.layer}: top-1 agreement {self.top1_agreement:.0%} "

@@ -32,6 +32,7 @@ __all__ = [
     "shared_scale",
     "to_index",
     "upsample",
+    "value_range",
 ]
 
 #: Colormaps offered first in pickers: perceptually uniform ones plus the classic ``jet``.
@@ -100,6 +101,11 @@ def shared_scale(maps: Iterable[np.ndarray], relu: bool = True) -> tuple[float, 
     return (0.0 if relu else lo, hi)
 
 
+def value_range(cam: np.ndarray, normalize: Normalize = "minmax", relu: bool = True) -> tuple[float, float]:
+    """The raw map values that :func:`normalize_cam` maps to 0 and 1: the ends of a colour bar."""
+    return _ends(_finite_map(cam, relu), normalize)
+
+
 def normalize_cam(cam: np.ndarray, normalize: Normalize = "minmax", relu: bool = True) -> np.ndarray:
     """Map a raw CAM to float32 values in [0, 1].
 
@@ -107,25 +113,32 @@ def normalize_cam(cam: np.ndarray, normalize: Normalize = "minmax", relu: bool =
     ``"minmax"``, ``"none"`` or ``(vmin, vmax)``.  Constant maps become all zeros and NaN/inf
     become 0, so nothing ever divides by zero.
     """
-    a = _as_map(cam)
-    a = np.where(np.isfinite(a), a, 0.0).astype(np.float32)
-    if relu:
-        a = np.maximum(a, 0.0)
-    if isinstance(normalize, str):
-        if normalize == "none":
-            return np.clip(a, 0.0, 1.0)
-        if normalize != "minmax":
-            raise ValueError(f"normalize must be 'minmax', 'none' or (vmin, vmax); got {normalize!r}.")
-        lo, hi = float(a.min()), float(a.max())
-    else:
-        try:
-            lo, hi = (float(v) for v in normalize)
-        except (TypeError, ValueError):
-            raise ValueError(f"normalize must be 'minmax', 'none' or (vmin, vmax); got {normalize!r}.") from None
+    a = _finite_map(cam, relu)
+    lo, hi = _ends(a, normalize)
     span = hi - lo
     if not np.isfinite(span) or span <= 0.0:
         return np.zeros_like(a)
     return np.clip((a - lo) / span, 0.0, 1.0)
+
+
+def _finite_map(cam: np.ndarray, relu: bool) -> np.ndarray:
+    a = _as_map(cam)
+    a = np.where(np.isfinite(a), a, 0.0).astype(np.float32)
+    return np.maximum(a, 0.0) if relu else a
+
+
+def _ends(a: np.ndarray, normalize: Normalize) -> tuple[float, float]:
+    if isinstance(normalize, str):
+        if normalize == "none":
+            return (0.0, 1.0)
+        if normalize != "minmax":
+            raise ValueError(f"normalize must be 'minmax', 'none' or (vmin, vmax); got {normalize!r}.")
+        return float(a.min()), float(a.max())
+    try:
+        lo, hi = (float(v) for v in normalize)
+    except (TypeError, ValueError):
+        raise ValueError(f"normalize must be 'minmax', 'none' or (vmin, vmax); got {normalize!r}.") from None
+    return lo, hi
 
 
 def upsample(cam: np.ndarray, size: tuple[int, int], interpolation: str = "bilinear") -> np.ndarray:

@@ -65,9 +65,6 @@ from .render_loop import RenderLoop
 
 __all__ = ["CAMExplorer"]
 
-#: The value of a separator entry in ``class_control`` (never a class; stepped over by the keyboard).  The
-#: short class list has none today; the constant and the stepping logic stay for compatibility.
-SEPARATOR = -1
 #: ``method_control`` options.
 METHODS = (("CAM", "cam"), ("Grad-CAM", "gradcam"))
 _METHOD_NAMES = {"cam": "CAM", "gradcam": "Grad-CAM"}
@@ -139,10 +136,12 @@ def _guarded(handler: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def _report_value(report: Any, key: str) -> Any:
-    if isinstance(report, Mapping):
-        return report.get(key)
-    return getattr(report, key, None)
+def _unique(name: str, taken: Any) -> str:
+    """``name``, or ``name (2)``, ``name (3)`` ... whichever is not in ``taken`` yet."""
+    unique, k = name, 2
+    while unique in taken:
+        unique, k = f"{name} ({k})", k + 1
+    return unique
 
 
 class _ClassDropdown(widgets.Dropdown):
@@ -286,7 +285,6 @@ class CAMExplorer(widgets.VBox):
         self._loop = RenderLoop(self._render_generation, self._show_error, threaded)
         self._frame: _Frame | None = None
         self._class_image: str | None = None  # the image whose top-k class_control lists
-        self._last_class: int | None = None
         self._epoch = 0
 
         self._class_names = [str(n) for n in engine.class_names]
@@ -392,7 +390,6 @@ class CAMExplorer(widgets.VBox):
 
         self.image_control.observe(self._on_change, "value")
         self.class_control.observe(self._on_class, "value")
-        self.class_control.observe(self._on_class_index, "index")
         self.class_search.observe(self._on_search, "value")
         self.layer_control.observe(self._on_layer, "value")
         self.method_control.observe(self._on_change, "value")
@@ -456,8 +453,8 @@ class CAMExplorer(widgets.VBox):
         """Add an image (anything ``load_image`` accepts) to the picker; returns its unique name."""
         rgb = load_image(image, max_pixels=self.max_upload_pixels)
         name = self._unique_name(name or f"image {len(self._sources) + 1}")
-        self._sources[name] = rgb
-        self._photos[name] = self._make_photo(name, rgb)
+        photo = self._photos[name] = self._make_photo(name, rgb)
+        self._sources[name] = photo.rgb  # the photo's own frozen copy: no second full-resolution array
         current = self.image_control.value
         with self._quiet():
             self.image_control.options = list(self._sources)
@@ -567,8 +564,6 @@ class CAMExplorer(widgets.VBox):
     # ================================================================== rendering
     def _snapshot(self) -> _State:
         cls = self.class_control.value
-        if not isinstance(cls, (int, np.integer)) or cls == SEPARATOR:
-            cls = self._last_class
         return _State(
             image=self.image_control.value,
             class_index=None if cls is None else int(cls),
@@ -612,18 +607,18 @@ class CAMExplorer(widgets.VBox):
                     # one forward pass caches both the logits and this layer's features
                     self.engine.features(photo.rgb, state.layer)
                 photo.probs = np.asarray(self.engine.predict(photo.rgb), np.float32)
-                photo.top = list(self.engine.top_k(photo.rgb, self.top_k))
+                top = np.argsort(-photo.probs, kind="stable")[: self.top_k]
+                photo.top = [(int(i), self._class_names[i], float(photo.probs[i])) for i in top]
             if state.image != self._class_image or cls is None:
                 cls = photo.top[0][0] if photo.top else 0
                 class_update = (self._class_options(photo), cls)
         t_top = time.perf_counter()
         state = _State(state.image, cls, state.layer, state.method, state.alpha, state.colormap)
-        index, cam, cached = self._index_map(photo, state)
+        index, cam = self._index_map(photo, state)
         t_map = time.perf_counter()
         rgb = render.blend(photo.display, index, state.colormap, state.alpha)
         t_blend = time.perf_counter()
-        fmt = "png" if max(rgb.shape[:2]) <= self.png_max else "jpeg"
-        data = render.encode(rgb, fmt, self.jpeg_quality)
+        fmt, data = self._encode_live(rgb)
         t_enc = time.perf_counter()
         timings = {
             "load": t_load - t0, "classify": t_top - t_load, "map": t_map - t_top,
@@ -632,28 +627,28 @@ class CAMExplorer(widgets.VBox):
         raw_lo, raw_hi = self._raw_range(cam)
         frame = _Frame(
             generation, state, ok=True, data=data, fmt=fmt, rgb=rgb, cam=cam, epoch=self._epoch,
-            scale=self._scale(raw_lo, raw_hi), raw=(raw_lo, raw_hi), class_update=class_update, timings=timings,
+            scale=render.value_range(cam, self.normalize, self.relu), raw=(raw_lo, raw_hi), class_update=class_update, timings=timings,
         )
-        frame.status = self._status_html(frame, photo, cached)
+        frame.status = self._status_html(frame, photo)
         return frame
 
-    def _index_map(self, photo: _Photo, state: _State) -> tuple[np.ndarray, np.ndarray, bool]:
+    def _index_map(self, photo: _Photo, state: _State) -> tuple[np.ndarray, np.ndarray]:
         key = (photo.name, state.layer, state.class_index, state.method, self._norm_key(), self.relu)
         hit = self._maps.get(key)
         if hit is not None:
-            return hit[0], hit[1], True
+            return hit
         if state.method == "cam" and not self._has_cam(state.layer):
             raise NoCAMHeadError(self._no_head_message(state.layer))
         if state.method == "gradcam":
             hit = self._prefetch_gradcam(photo, state)
             if hit is not None:
-                return hit[0], hit[1], False
+                return hit
         cam = np.asarray(
             self.engine.cam(photo.rgb, state.class_index, layer=state.layer, method=state.method), np.float32
         )
         index = render.to_index(cam, photo.display.shape[:2], normalize=self.normalize, relu=self.relu)
         self._maps.put(key, (index, cam))
-        return index, cam, False
+        return index, cam
 
     def _prefetch_gradcam(self, photo: _Photo, state: _State) -> tuple[np.ndarray, np.ndarray] | None:
         """Grad-CAM costs one gradient pass per class, so compute the maps of every top-k class not cached yet
@@ -685,9 +680,13 @@ class CAMExplorer(widgets.VBox):
         photo = self._photos.get(state.image) if state.image is not None else None
         if photo is not None:  # show the plain photo: no stale heat map under a new setting
             frame.status += " <small style='color:#666'>(showing the photo without a map)</small>"
-            fmt = "png" if max(photo.display.shape[:2]) <= self.png_max else "jpeg"
-            frame.fmt, frame.data = fmt, render.encode(photo.display, fmt, self.jpeg_quality)
+            frame.fmt, frame.data = self._encode_live(photo.display)
         return frame
+
+    def _encode_live(self, rgb: np.ndarray) -> tuple[str, bytes]:
+        """A live frame: PNG up to ``png_max`` pixels on its longest side, JPEG above."""
+        fmt = "png" if max(rgb.shape[:2]) <= self.png_max else "jpeg"
+        return fmt, render.encode(rgb, fmt, self.jpeg_quality)
 
     def _publish(self, frame: _Frame) -> bool:
         """Show ``frame`` unless a newer one is already on screen (generation guard)."""
@@ -705,8 +704,6 @@ class CAMExplorer(widgets.VBox):
                         self.class_control.options = options
                         self.class_control.value = value
                     self._class_image = frame.state.image
-                if frame.state.class_index is not None:
-                    self._last_class = frame.state.class_index
                 if frame.data:
                     self.image_widget.format = frame.fmt
                     self.image_widget.value = frame.data
@@ -744,25 +741,9 @@ class CAMExplorer(widgets.VBox):
 
     @_guarded
     def _on_class(self, change: dict) -> None:
-        if self._is_quiet() or change["new"] is None or change["new"] == SEPARATOR:
+        if self._is_quiet() or change["new"] is None:
             return
         self._request()
-
-    @_guarded
-    def _on_class_index(self, change: dict) -> None:
-        """Keyboard users step over the separator instead of stopping on it."""
-        if self._is_quiet():
-            return
-        try:
-            new, old = change["new"], change["old"]
-            options = self.class_control.options
-            if new is None or options[new][1] != SEPARATOR:
-                return
-            step = 1 if old is None or old < new else -1
-            target = new + step if 0 <= new + step < len(options) else new - step
-            self.class_control.index = target
-        except Exception as exc:
-            self._show_error(exc)
 
     @_guarded
     def _on_search(self, change: dict) -> None:
@@ -802,8 +783,6 @@ class CAMExplorer(widgets.VBox):
                 added = self.add_image(rgb, name=Path(fname).stem or "upload", select=False)
             if added is not None:
                 self.image_control.value = added
-        except Exception as exc:
-            self._show_error(exc)
         finally:
             with self._quiet(), contextlib.suppress(Exception):
                 self.upload_control.value = ()  # free the bytes held by the widget
@@ -827,11 +806,8 @@ class CAMExplorer(widgets.VBox):
 
     @_guarded
     def _on_save_click(self, _button: Any) -> None:
-        try:
-            path = self.save()
-            self.status.value = f"Saved the full-resolution overlay to <code>{html.escape(str(path))}</code>."
-        except Exception as exc:
-            self._show_error(exc)
+        path = self.save()
+        self.status.value = f"Saved the full-resolution overlay to <code>{html.escape(str(path))}</code>."
 
     # ================================================================== helpers
     def _all_widgets(self) -> list[widgets.Widget]:
@@ -859,21 +835,13 @@ class CAMExplorer(widgets.VBox):
                     items.append((Path(src).stem or f"image {i + 1}", src))
                 else:
                     items.append((f"image {i + 1}", src))
-        out: list[tuple[str, Any]] = []
-        seen: set[str] = set()
+        out: dict[str, Any] = {}
         for name, src in items:
-            unique, k = name, 2
-            while unique in seen:
-                unique, k = f"{name} ({k})", k + 1
-            seen.add(unique)
-            out.append((unique, src))
-        return out
+            out[_unique(name, out)] = src
+        return list(out.items())
 
     def _unique_name(self, name: str) -> str:
-        unique, k = name, 2
-        while unique in self._sources:
-            unique, k = f"{name} ({k})", k + 1
-        return unique
+        return _unique(name, self._sources)
 
     def _make_photo(self, name: str, rgb: np.ndarray) -> _Photo:
         rgb = rgb.copy()  # our own read-only copy: the engine then hashes its pixels only once
@@ -915,18 +883,6 @@ class CAMExplorer(widgets.VBox):
         if finite.size == 0:
             return (0.0, 0.0)
         return float(finite.min()), float(finite.max())
-
-    def _scale(self, lo: float, hi: float) -> tuple[float, float]:
-        """Raw map values at the colour bar's bottom and top."""
-        n = self.normalize
-        if isinstance(n, str):
-            if n == "none":
-                return (0.0, 1.0)
-            if self.relu:
-                return (max(lo, 0.0), max(hi, 0.0))
-            return (lo, hi)
-        a, b = (float(v) for v in n)
-        return (a, b)
 
     def _bar(self, colormap: str) -> bytes:
         data = self._bars.get(colormap)
@@ -1002,7 +958,7 @@ class CAMExplorer(widgets.VBox):
         self.refit_button.layout.display = None if show else "none"
         self.refit_button.description = "Refit again" if self._has_cam(layer) else "Refit CAM head here"
 
-    def _status_html(self, frame: _Frame, photo: _Photo, cached: bool) -> str:
+    def _status_html(self, frame: _Frame, photo: _Photo) -> str:
         s = frame.state
         assert s.class_index is not None
         name = self._class_names[s.class_index]
@@ -1014,19 +970,7 @@ class CAMExplorer(widgets.VBox):
             method += " (exact)"
             report = self.refit_reports.get(s.layer)
             if report is not None:
-                t1, t5 = _report_value(report, "top1_agreement"), _report_value(report, "top5_overlap")
-                parts = []
-                if t1 is not None:
-                    parts.append(f"top-1 agreement {float(t1):.0%}")
-                stable, own = _report_value(report, "top1_agreement_stable"), _report_value(report, "model_self_agreement")
-                if stable is not None and own is not None and np.isfinite(stable) and np.isfinite(own):
-                    parts.append(f"{float(stable):.0%} where the model's own top-1 is stable, as on {float(own):.0%} of crops")
-                if t5 is not None:
-                    parts.append(f"top-5 overlap {float(t5):.0%}")
-                secs = _report_value(report, "seconds")
-                if secs is not None:
-                    parts.append(f"fitted in {float(secs):.1f} s")
-                method += " with a refit head" + (f" ({', '.join(parts)})" if parts else "")
+                method += f" with a refit head ({report.summary()})"
         elif not self._has_cam(s.layer):
             method += " (no exact-CAM head on this layer)"
         # No timings here: they change with every frame and would cost a message per keypress; they are in

@@ -150,3 +150,15 @@ def test_encode_gives_the_bytes_of_the_plain_bgr_swap():
         assert render.encode(img[:, ::-1], fmt, 90) == cv2.imencode(  # a non-contiguous input too
             ext, np.ascontiguousarray(img[:, ::-1, ::-1]), params
         )[1].tobytes()
+
+
+@pytest.mark.parametrize("normalize", ["minmax", "none", (1.0, 3.0)])
+@pytest.mark.parametrize("relu", [True, False])
+def test_value_range_is_what_normalize_cam_maps_to_0_and_1(normalize, relu):
+    cam = np.array([[np.nan, 2.0, -1.0], [3.0, 4.0, 0.5]], np.float32)
+    lo, hi = render.value_range(cam, normalize, relu)
+    clean = np.where(np.isfinite(cam), cam, 0.0)
+    clean = np.maximum(clean, 0.0) if relu else clean
+    np.testing.assert_allclose(render.normalize_cam(cam, normalize, relu), np.clip((clean - lo) / (hi - lo), 0, 1))
+    if normalize == "minmax":  # the NaN counts as 0, as in the drawn map
+        assert (lo, hi) == ((0.0, 4.0) if relu else (-1.0, 4.0))
