@@ -116,6 +116,7 @@ class CAMEngine:
         self._lock = threading.RLock()
         self._forward_fns: dict[tuple[str, ...], Callable[[np.ndarray], list[np.ndarray]]] = {}
         self._gradcam_fns: dict[str, Callable[[np.ndarray, np.ndarray], tuple]] = {}
+        self._feature_models: dict[tuple[str, ...], keras.Model] = {}
         self._keys: dict[int, tuple[weakref.ref, str]] = {}
         self._counts = {"hits": 0, "misses": 0, "forward_passes": 0, "gradient_passes": 0}
 
@@ -248,7 +249,7 @@ class CAMEngine:
     def _forward_fn(self, layers: tuple[str, ...]) -> Callable[[np.ndarray], list[np.ndarray]]:
         fn = self._forward_fns.get(layers)
         if fn is None:
-            model = feature_model(self._trace, list(layers))
+            model = self._feature_model(layers)
             if keras.backend.backend() == "tensorflow":
                 import tensorflow as tf
 
@@ -285,13 +286,11 @@ class CAMEngine:
                 first: dict[str, int] = {}  # each distinct image once, even if repeated in the batch
                 for i in todo:
                     first.setdefault(keys[i], i)
-                batch = np.stack([self._model_input(prepared[i][1]) for i in first.values()])
-                outs = self._call_model(self._forward_fn(layers), batch)
-                self._counts["forward_passes"] += 1
+                outs = self._forward([prepared[i][1] for i in first.values()], layers)
                 fresh: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
                 for j, key in enumerate(first):
-                    lg = np.array(outs[0][j], np.float32)
-                    fs = [np.array(outs[1 + n][j], np.float32) for n in range(len(layers))]
+                    lg = outs[0][j].copy()  # own arrays: the cache must not pin the whole batch
+                    fs = [outs[1 + n][j].copy() for n in range(len(layers))]
                     self._cache.put(("logits", key, sz), lg)
                     for name, f in zip(layers, fs, strict=False):
                         self._cache.put(("features", key, sz, name), f)
@@ -302,6 +301,18 @@ class CAMEngine:
                     for name, f in zip(layers, fs, strict=False):
                         feats[name][i] = f
         return keys, np.stack(logits), feats
+
+    def _forward(self, rgbs: list[np.ndarray], layers: tuple[str, ...], batch_size: int = 0) -> list[np.ndarray]:
+        """``[logits, *features of layers]`` (float32) for RGB images: one forward pass per
+        ``batch_size`` images (0: all in one pass).  No cache is read or written here."""
+        fn = self._forward_fn(layers)
+        step = batch_size if batch_size > 0 else len(rgbs)
+        chunks = []
+        for i in range(0, len(rgbs), step):
+            chunks.append(self._call_model(fn, np.stack([self._model_input(rgb) for rgb in rgbs[i : i + step]])))
+            with self._lock:
+                self._counts["forward_passes"] += 1
+        return [np.concatenate([c[j] for c in chunks]).astype(np.float32, copy=False) for j in range(len(chunks[0]))]
 
     def _call_model(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -352,15 +363,8 @@ class CAMEngine:
         images = list(images)
         if not images:
             raise CAMError("features_many needs at least one image.")
-        fn = self._forward_fn(names)
-        chunks = []
-        for i in range(0, len(images), max(1, batch_size)):
-            batch = np.stack([self._model_input(_as_rgb(im)) for im in images[i : i + batch_size]])
-            chunks.append(self._call_model(fn, batch))
-            with self._lock:
-                self._counts["forward_passes"] += 1
-        outs = [np.concatenate([c[j] for c in chunks]).astype(np.float32, copy=False) for j in range(len(chunks[0]))]
-        return outs[0], dict(zip(names, outs[1:], strict=False))
+        outs = self._forward([_as_rgb(im) for im in images], names, max(1, batch_size))
+        return outs[0], dict(zip(names, outs[1:], strict=True))
 
     # ------------------------------------------------------------------ maps
     def cam(
@@ -436,12 +440,19 @@ class CAMEngine:
                     out[i] = m
         return np.stack(out)
 
+    def _feature_model(self, layers: tuple[str, ...]) -> keras.Model:
+        """One ``keras.Model`` per layer set, shared by the forward and the Grad-CAM functions."""
+        model = self._feature_models.get(layers)
+        if model is None:
+            model = self._feature_models[layers] = feature_model(self._trace, list(layers))
+        return model
+
     def _gradcam_fn(self, layer: str) -> Callable[[np.ndarray, np.ndarray], tuple]:
         fn = self._gradcam_fns.get(layer)
         if fn is None:
             import tensorflow as tf
 
-            model = feature_model(self._trace, [layer])
+            model = self._feature_model((layer,))
             spec = tf.TensorSpec((None, *self.input_size, self._channels), tf.float32)
 
             @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)])
