@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ImageError
+from .imaging import load_image
 
 __all__ = ["SAMPLES", "SampleSource", "sample_image", "sample_image_path", "sample_images"]
 
@@ -82,12 +83,7 @@ def sample_image_path(name: str) -> Path | None:
 
 @functools.lru_cache(maxsize=len(SAMPLES))
 def _decode(path: Path) -> np.ndarray:
-    import cv2
-
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageError(f"cannot decode the sample image file {path}")
-    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    rgb = load_image(path)  # the one decoder: EXIF, alpha and size caps as for any photo
     rgb.flags.writeable = False
     return rgb
 
