@@ -322,9 +322,12 @@ def test_input_size_of_fully_convolutional_model_sets_map_resolution():
 
 
 def test_unknown_layer_suggests_close_names(gap_engine):
-    with pytest.raises(LayerError, match=r"conv2") as err:
+    with pytest.raises(LayerError, match=r"Did you mean 'conv2'") as err:
         gap_engine.cam(photo(), 0, layer="conv_2", method="gradcam")
     assert "engine.layers()" in str(err.value)
+    with pytest.raises(LayerError) as err:  # nothing close: no suggestion, only the list to pick from
+        gap_engine.cam(photo(), 0, layer="zzzzzz", method="gradcam")
+    assert "Did you mean" not in str(err.value) and "engine.layers()" in str(err.value)
 
 
 def test_non_spatial_layer_is_refused(gap_engine):
@@ -395,11 +398,13 @@ def test_broken_preprocess_is_reported(gap_model):
         engine.logits(photo())
 
 
-def test_constant_and_nan_maps_render_without_division_by_zero(gap_engine):
+def test_constant_and_nan_maps_render_without_division_by_zero():
     img = photo()
-    for cam in (np.zeros((4, 4)), np.full((4, 4), np.nan), np.full((3, 3), 7.0)):
-        out = overlay(img, cam, alpha=0.5)
-        assert out.shape == img.shape and out.dtype == np.uint8
+    flat = overlay(img, np.zeros((4, 4)), alpha=0.5)  # a map of zeros: every pixel gets the colormap's bottom
+    assert flat.shape == img.shape and flat.dtype == np.uint8
+    with np.errstate(all="raise"):  # a division by zero or an invalid value would raise here
+        for cam in (np.full((4, 4), np.nan), np.full((3, 3), 7.0)):
+            np.testing.assert_array_equal(overlay(img, cam, alpha=0.5), flat)
 
 
 def test_safe_mode_loading(tmp_path):
