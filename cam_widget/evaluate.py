@@ -244,9 +244,11 @@ def _norm_name(text: str) -> str:
 def resolve_class(value: int | str, class_names: Sequence[str] | None, num_classes: int | None = None) -> int:
     """A class index from an index or a name.
 
-    Names match case-insensitively either a whole class name or one of its comma-separated
-    synonyms (``"tabby"`` and ``"tabby cat"`` both find ``"tabby, tabby cat"``); a name shared by
-    several classes (ImageNet's two ``"crane"``) is an error that lists the indices.
+    Names match case-insensitively either a whole class name or, for class names that list
+    comma-separated synonyms, one of those (``"tabby"`` and ``"tabby cat"`` both find
+    ``"tabby, tabby cat"``); a name shared by several classes is an error that lists the indices.
+    The default model's names are short and unique (``"tabby"``, ``"crane bird"``,
+    ``"construction crane"``), so there only those match; an unknown name lists similar ones.
     """
     if isinstance(value, (bool, np.bool_)):
         raise CaseFileError(f"A class must be an index or a name; got {value!r}.")
