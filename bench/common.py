@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -340,11 +340,6 @@ def fmt_ms(v: float | None) -> str:
     if v < 10:
         return f"{v:.2f} ms"
     return f"{v:.1f} ms"
-
-
-def cycle(values: Iterable[Any]) -> Callable[[int], Any]:
-    vals = list(values)
-    return lambda i: vals[i % len(vals)]
 
 
 def run_cli(name: str, doc: str | None, run: Callable[..., dict[str, Any]], argv: list[str] | None) -> tuple[dict[str, Any], Path]:

@@ -31,7 +31,7 @@ def _explorer(engine: Any, src: Any, display: int, **kw: Any) -> Any:
     return cam_widget.CAMExplorer(engine, {"photo": src}, display_size=display, threaded=False, **kw)
 
 
-def _setter(ex: Any, control: Any, values: list[Any], check: bool = True) -> Any:
+def _setter(ex: Any, control: Any, values: list[Any]) -> Any:
     """``fn(i)``: set ``control`` to ``values[i % n]`` (the widget renders synchronously) and check a new frame
     was published."""
 
@@ -41,7 +41,7 @@ def _setter(ex: Any, control: Any, values: list[Any], check: bool = True) -> Any
             value = values[(i + 1) % len(values)]
         before = ex.image_widget.value
         control.value = value
-        if check and ex.image_widget.value is before:
+        if ex.image_widget.value is before:
             raise RuntimeError(f"no new frame after setting {control.description} to {value!r}")
 
     return fn
@@ -77,17 +77,15 @@ def measure_size(
     fresh_classes = [c for c in range(3, 1000, 7) if c not in top]
     seed = SeedPath(engine)
 
-    # The fixes once prototyped in bench/proposed.py (png_max=0, the cv2.applyColorMap blend) are in the product
-    # now; the "before" of those fixes is measured by bench/before_after.py (an exported older cam_widget).
+    # The "before" of the fixes that landed is measured by bench/before_after.py (an exported older cam_widget).
     idx = render.to_index(engine.cam(src, top[0]), (h, w))
 
     # warm every cached path once
-    for e in (ex,):
-        for c in [*top, top[0]]:
-            e.class_control.value = c
-        for cm in [*curated, "jet"]:
-            e.colormap_control.value = cm
-        e.alpha_control.value = 0.5
+    for c in [*top, top[0]]:
+        ex.class_control.value = c
+    for cm in [*curated, "jet"]:
+        ex.colormap_control.value = cm
+    ex.alpha_control.value = 0.5
     seed.frame(src, src, top[0])
     render.encode(render.blend(src, idx), "jpeg")
 
@@ -111,14 +109,14 @@ def measure_size(
     before = setters(ex)
 
     def timed(case: str) -> None:
-        e, fn = ex, before[case]
+        fn = before[case]
         i = counters[case]
         counters[case] += 1
         t0 = now()
         fn(i)
         cases[case].append(now() - t0)
         parts = widget_parts.setdefault(case, {})
-        for k, v in e.last_timings.items():
+        for k, v in ex.last_timings.items():
             parts.setdefault(k, []).append(v)
 
     def floor(i: int) -> None:
@@ -138,9 +136,8 @@ def measure_size(
         # first-time cases: a colormap never shown, a class never shown (engine features are cached)
         for case in ("colormap_first", "class_first"):
             timed(case)
-        for e in (ex,):
-            e.class_control.value = top[0]  # back to a cached class for the next round
-            e.colormap_control.value = "jet"
+        ex.class_control.value = top[0]  # back to a cached class for the next round
+        ex.colormap_control.value = "jet"
     set_alpha, set_class_first = before["alpha"], before["class_first"]
 
     # ---- layer changes (Grad-CAM: only the model's own layer has an exact-CAM head) -------------------------

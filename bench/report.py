@@ -27,8 +27,6 @@ CASE_LABELS = {
     "layer_cached": "layer change (seen before)",
     "floor": "floor: LUT blend + JPEG encode only (render, no widget)",
 }
-for _k in ("alpha", "colormap", "colormap_first", "class_cached", "class_first"):
-    CASE_LABELS[f"{_k}_proposed"] = CASE_LABELS[_k] + ", **proposed fixes** (prototype)"
 
 
 def _load(results_dir: Path) -> dict[str, dict[str, Any]]:
@@ -91,9 +89,12 @@ def _machine(res: dict[str, Any]) -> list[str]:
     ]
     if chromium:
         lines.append(f"| browser | {chromium} (headless, driven by Playwright) |")
-    lines.append(
-        f"| commit | {m.get('commit')} (+{m.get('dirty_files', 0)} modified tracked files at run time) |"
-    )
+    commits = [
+        f"{n} {r['machine'].get('commit')}" + (f" (+{r['machine']['dirty_files']} modified)" if r["machine"].get("dirty_files") else "")
+        for n, r in res.items()
+        if "machine" in r
+    ]
+    lines.append(f"| commit of each result | {'; '.join(commits)} |")
     loads = [
         f"{n}: {r['load_before'].get('loadavg', ['?'])[0]} -> {r['load_after'].get('loadavg', ['?'])[0]}"
         for n, r in res.items()
@@ -120,19 +121,12 @@ def _summary(res: dict[str, Any]) -> list[str]:
     if k:
         for s in k["sizes"]:
             for case, t in s["targets"].items():
-                after = ""
-                if t.get("speedup_proposed") is not None:
-                    after = (
-                        f"; with the proposed fixes {_x(t['speedup_proposed'])} "
-                        f"({fmt_ms(s['cases'][case + '_proposed']['median_ms'])}, "
-                        f"{'would meet' if t['met_proposed'] else 'would still miss'})"
-                    )
                 rows.append(
                     (
                         f"kernel: {CASE_LABELS.get(case, case)} at {s['display']} px vs the seed path",
                         ">= 100x (aim 500x)",
                         f"{_x(t['speedup'])} ({fmt_ms(s['cases'][case]['median_ms'])} vs "
-                        f"{fmt_ms(s['cases']['seed']['median_ms'])}){after}",
+                        f"{fmt_ms(s['cases']['seed']['median_ms'])})",
                         _yes(t["met"]),
                         _cmd(k),
                     )
@@ -240,18 +234,6 @@ def _kernel(k: dict[str, Any]) -> list[str]:
         f"longest side is the display size. {k['method']} {k['rounds']} rounds.",
         "",
     ]
-    prop = k["sizes"][0].get("proposed")
-    if prop:
-        lines += [
-            "Rows marked **proposed fixes** measure, in the same rounds, a second CAMExplorer on the same photo with "
-            f"the public option `{', '.join(f'{a}={b!r}' for a, b in prop['explorer_kw'].items())}` (JPEG for every "
-            "live frame) and `render.blend` swapped, only around those calls, for the prototype in "
-            "`bench/proposed.py` (the colormap lookup done by `cv2.applyColorMap` with a 256-entry user LUT, which "
-            "reads the one-channel index map directly; byte-identical output for every curated colormap: "
-            f"{prop['blend_identical_to_render_blend']}). Product code is unchanged; these rows are the expected "
-            '"after" of the fixes proposed below.',
-            "",
-        ]
     for s in k["sizes"]:
         f = s["frame"]
         c = s["cases"]
@@ -263,9 +245,7 @@ def _kernel(k: dict[str, Any]) -> list[str]:
             "|---|---|---|---|---|",
         ]
         for case in ("seed", "class_first", "class_cached", "alpha", "colormap", "colormap_first",
-                     "layer_first_with_trace", "layer_first", "layer_cached", "floor", "class_first_proposed",
-                     "class_cached_proposed", "alpha_proposed", "colormap_proposed",
-                     "colormap_first_proposed"):  # fmt: skip
+                     "layer_first_with_trace", "layer_first", "layer_cached", "floor"):  # fmt: skip
             if case not in c:
                 continue
             st = c[case]
@@ -289,8 +269,8 @@ def _kernel(k: dict[str, Any]) -> list[str]:
                 t = wb.get(case)
                 if t:
                     lines.append(
-                        f"| {case.replace('_', ' ')} | {fmt_ms(_ms(t.get('map')))} | {fmt_ms(_ms(t.get('blend')))} | "
-                        f"{fmt_ms(_ms(t.get('encode')))} | {fmt_ms(_ms(t.get('total')))} |"
+                        f"| {case.replace('_', ' ')} | {fmt_ms(t.get('map'))} | {fmt_ms(t.get('blend'))} | "
+                        f"{fmt_ms(t.get('encode'))} | {fmt_ms(t.get('total'))} |"
                     )
         lay = s.get("layer", {})
         if lay.get("layers"):
@@ -306,10 +286,6 @@ def _kernel(k: dict[str, Any]) -> list[str]:
                 lines.append(f"- {case.replace('_', ' ')}: {top}")
         lines.append("")
     return lines
-
-
-def _ms(v: float | None) -> float | None:
-    return None if v is None else v  # widget_breakdown already holds medians in ms
 
 
 def _before_after(ba: dict[str, Any]) -> list[str]:
@@ -339,6 +315,15 @@ def _before_after(ba: dict[str, Any]) -> list[str]:
 BEFORE_DIR = "before_fixes"
 
 
+def _encode_change(before: dict[str, Any] | None, after: dict[str, Any] | None, display: int = 1024) -> str:
+    """", the JPEG encode of a WxH frame A -> B ms" from two scaling results (empty when either lacks it)."""
+    rows = [next((r for r in (x or {}).get("vs_display", []) if r["display"] == display), None) for x in (before, after)]
+    if None in rows:
+        return ""
+    a, b = rows
+    return f", the JPEG encode of a {b['width']}x{b['height']} frame {fmt_ms(a['encode_jpeg90_ms'])} -> {fmt_ms(b['encode_jpeg90_ms'])}"
+
+
 def _round2(res: dict[str, Any], results_dir: Path) -> list[str]:
     """Before/after of the second round of fixes: the saved results of the run before them vs this run."""
     old = _load(Path(results_dir) / BEFORE_DIR)
@@ -354,8 +339,9 @@ def _round2(res: dict[str, Any], results_dir: Path) -> list[str]:
         "JPEG live frames at every size; the image's state flushed first; one HTML widget for the legend; no timings "
         "in the status line, so an alpha change sends the image alone; `class_control` lists the top-k plus classes "
         "picked by search or by index instead of all 1,000) and d7fb494 (`render.encode` swaps RGB -> BGR with "
-        "`cv2.cvtColor` instead of handing OpenCV the strided view `img[..., ::-1]`: same bytes, the JPEG encode of a "
-        "1024x681 frame 3.1 -> 1.3 ms). \"Before\" is the previous full run "
+        "`cv2.cvtColor` instead of handing OpenCV the strided view `img[..., ::-1]`: same bytes"
+        + _encode_change(old.get("scaling"), res.get("scaling"))
+        + "). \"Before\" is the previous full run "
         f"(`bench/results/{BEFORE_DIR}/`, commit {(ob or ok_).get('machine', {}).get('commit', '?') if isinstance((ob or ok_).get('machine'), dict) else '?'}), "
         "\"after\" this one (which also has the third round's changes, above): different runs, so compare the **ratios** (each measured within its own run: vs the "
         "seed, vs the floor); section 1's before/after table measures the kernel side both ways in one run.",
@@ -828,7 +814,12 @@ def _findings(res: dict[str, Any]) -> list[str]:
                 f"Past the bound, a cyclic walk over more photos than fit thrashes the LRU: "
                 f"{fmt_ms(fit[-1]['per_call_ms'])} per call with {fit[-1]['images_cycled']} photos (all hits) vs "
                 f"{fmt_ms(thrash[0]['per_call_ms'])} with {thrash[0]['images_cycled']} (a forward pass every call). "
-                "The default 256 MiB engine bound holds ~1,050 photos at the CAM layer, so this needs a very large set."
+                + (
+                    f"The default 256 MiB engine bound holds ~{256 * 2**20 // per_image:,} photos at the CAM layer, "
+                    "so this needs a very large set."
+                    if (per_image := (res.get("memory") or {}).get("cache_vs_images", {}).get("expected_bytes_per_image"))
+                    else ""
+                )
             )
         out.append(line)
 
@@ -886,18 +877,6 @@ def _findings(res: dict[str, Any]) -> list[str]:
                         f"byte-identical, asserted in {cmd_s}) plus `cv2.addWeighted` ({fmt_ms(d.get('add_weighted_ms'))}) "
                         "would take a fraction of that. Fix (render): use it in `blend`. "
                     )
-            after = [
-                f"{c.replace('_', ' ')} {fmt_ms(sz['cases'][c + '_proposed']['median_ms'])} "
-                f"({_x(sz['speedup_vs_seed'].get(c + '_proposed'))})"
-                for c in sz["targets"]
-                if c + "_proposed" in sz["cases"]
-            ]
-            if after:
-                msg += (
-                    'With these fixes prototyped (section 1, rows "proposed fixes", same run): '
-                    + ", ".join(after)
-                    + ". "
-                )
             if fl is not None and fl < 100:
                 msg += (
                     f"Note: even the floor (one LUT blend + one JPEG encode of the frame, no widget) is only {_x(fl)} "
