@@ -125,8 +125,9 @@ def _unique_names(names: Sequence[str]) -> list[str]:
 
 
 def _class_label(engine: Any, idx: int) -> str:
-    names = getattr(engine, "class_names", None)
-    return str(names[idx]) if names is not None and 0 <= idx < len(names) else f"class {idx}"
+    from .evaluate import _class_name
+
+    return _class_name(getattr(engine, "class_names", None), idx) or f"class {idx}"
 
 
 class _Counter:

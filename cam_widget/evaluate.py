@@ -32,6 +32,8 @@ from .localize import (
     DEFAULT_TOLERANCE,
     Box,
     UninformativeMapError,
+    _check_threshold,
+    _check_tolerance,
     iou,
     localize,
     peak,
@@ -392,6 +394,7 @@ def evaluate(
     class_names = getattr(engine, "class_names", None)
     class_names = list(class_names) if class_names is not None else None
     # Validate everything up front so that a typo fails before minutes of computation.
+    threshold, tolerance = _check_threshold(threshold), _check_tolerance(tolerance)
     for i, case in enumerate(items):
         try:
             case.class_index = resolve_class(case.class_index, class_names)

@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from .errors import CAMError
-from .render import upsample
+from .render import _as_map, upsample
 
 __all__ = [
     "Box",
@@ -97,14 +97,10 @@ def _image_size(image_shape: Any) -> tuple[int, int]:
 
 def _check_map(cam: Any) -> np.ndarray:
     """The map as a finite float32 2-D array (a trailing channel axis of 1 is dropped)."""
-    arr = np.asarray(cam)
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2 or arr.size == 0:
-        raise MapError(f"A CAM must be a non-empty 2-D array (h, w); got shape {arr.shape}.")
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise MapError(f"A CAM must hold real numbers; got dtype {arr.dtype}.")
-    arr = arr.astype(np.float32, copy=False)
+    try:
+        arr = _as_map(cam)  # render's shape and dtype rules, as one error type here
+    except (ValueError, TypeError) as exc:
+        raise MapError(str(exc)) from None
     if not np.all(np.isfinite(arr)):
         bad = int(np.count_nonzero(~np.isfinite(arr)))
         raise MapError(
@@ -250,11 +246,16 @@ def pointing_game(
     ``tolerance=0`` asks for the peak strictly inside the half-open box; the default 15 px is
     Zhang et al.'s.  Raises :class:`UninformativeMapError` for a constant map.
     """
+    tol = _check_tolerance(tolerance)
+    _check_box(box)
+    return point_box_distance(peak(cam, image_shape), box) <= tol
+
+
+def _check_tolerance(tolerance: float) -> float:
     try:
         tol = float(tolerance)
     except (TypeError, ValueError):
         raise CAMError(f"tolerance must be a number of pixels >= 0; got {tolerance!r}.") from None
     if not tol >= 0.0 or math.isinf(tol):
         raise CAMError(f"tolerance must be a finite number of pixels >= 0; got {tolerance!r}.")
-    _check_box(box)
-    return point_box_distance(peak(cam, image_shape), box) <= tol
+    return tol

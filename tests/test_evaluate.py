@@ -84,6 +84,11 @@ def test_pointing_tolerance_in_pixels():
     assert res15.records[0].peak_distance == 16.0
     assert not res15.records[0].pointing and res16.records[0].pointing
     assert res15.records[0].iou == 0.0 and not res15.records[0].localized
+    for bad in (float("nan"), -1, "far"):  # refused up front, not scored as a miss on every case
+        with pytest.raises(CAMError, match="tolerance"):
+            evaluate(ChannelEngine(), [(img, 0, near)], tolerance=bad)
+    with pytest.raises(CAMError, match="threshold"):
+        evaluate(ChannelEngine(), [(img, 0, near)], threshold=1.5)
 
 
 def test_threshold_is_passed_to_localize():

