@@ -68,11 +68,9 @@ def test_tour_notebook_keyboard(lab: LabPage) -> None:
     assert "noUi-handle" in (alpha_ctl.get_attribute("class") or ""), "alpha_control should be a slider"
 
     # Class: one keyboard step, the map must change and the status line follow.
-    changes = []
     for _ in range(2):
         key = lab.step_key(class_ctl)
         lab.press_and_wait_change(class_ctl, key, img, timeout=60)
-        changes.append(key)
         _assert_clean(lab, explorer, f"after {key} on the class control")
     lab.page.wait_for_function(
         "([el, old]) => el.innerText !== old", arg=[explorer.locator(".cam-status").first.element_handle(), status0],
@@ -84,7 +82,6 @@ def test_tour_notebook_keyboard(lab: LabPage) -> None:
     for _ in range(2):
         key = lab.step_key(alpha_ctl)
         lab.press_and_wait_change(alpha_ctl, key, img, timeout=60)
-        changes.append(key)
         _assert_clean(lab, explorer, f"after {key} on the alpha control")
 
     # A few timed steps of each (keypress -> painted), for the record; the benchmark does this properly.
