@@ -24,9 +24,9 @@ from .errors import (
     ModelError,
     NoCAMHeadError,
 )
-from .evaluate import evaluate, load_cases
+from .metrics.evaluate import evaluate, load_cases
 from .imaging import load_image
-from .localize import iou, localize, peak, pointing_game
+from .metrics.localize import iou, localize, peak, pointing_game
 from .render import overlay, shared_scale
 
 __version__ = "0.1.0"

@@ -125,7 +125,7 @@ def _unique_names(names: Sequence[str]) -> list[str]:
 
 
 def _class_label(engine: Any, idx: int) -> str:
-    from .evaluate import _class_name
+    from .metrics.evaluate import _class_name
 
     return _class_name(getattr(engine, "class_names", None), idx) or f"class {idx}"
 
@@ -187,7 +187,7 @@ def _prepare_heads(engine: Any, args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import cv2
 
-    from .localize import UninformativeMapError, localize
+    from .metrics.localize import UninformativeMapError, localize
     from .render import encode, overlay
 
     images = _load_images(args.image)  # before the engine: a typo fails fast
@@ -218,7 +218,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, load_cases
+    from .metrics.evaluate import evaluate, load_cases
 
     cases = load_cases(args.cases)  # before the engine: a bad file fails fast
     engine = _make_engine(args.input_size)

@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 import cam_widget as cw
-from cam_widget.evaluate import load_cases
+from cam_widget.metrics.evaluate import load_cases
 
 FIDELITY_LAYERS = (  # (layer, refit_head options)
     ("block4c_add", {}),

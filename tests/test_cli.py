@@ -424,6 +424,7 @@ def test_package_level_functions_are_not_shadowed_by_submodules():
 
     import cam_widget
 
-    importlib.import_module("cam_widget.evaluate")
-    importlib.import_module("cam_widget.localize")
+    importlib.import_module("cam_widget.metrics.evaluate")
+    importlib.import_module("cam_widget.metrics.localize")
     assert callable(cam_widget.evaluate) and callable(cam_widget.localize)
+    assert callable(cam_widget.metrics.evaluate) and callable(cam_widget.metrics.localize)

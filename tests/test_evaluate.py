@@ -1,4 +1,4 @@
-"""Tests for cam_widget.evaluate and cam_widget.translation, with a fake engine whose maps are known."""
+"""Tests for cam_widget.metrics.evaluate and cam_widget.metrics.translation, with a fake engine whose maps are known."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from cam_widget.errors import CAMError
-from cam_widget.evaluate import Case, CaseFileError, as_case, evaluate, load_cases, resolve_class
-from cam_widget.localize import iou, point_box_distance
-from cam_widget.translation import paste_positions, translation_cases
+from cam_widget.metrics.evaluate import Case, CaseFileError, as_case, evaluate, load_cases, resolve_class
+from cam_widget.metrics.localize import iou, point_box_distance
+from cam_widget.metrics.translation import paste_positions, translation_cases
 
-ev = importlib.import_module("cam_widget.evaluate")  # the package re-exports the function evaluate()
+ev = importlib.import_module("cam_widget.metrics.evaluate")  # the package re-exports the function evaluate()
 
 
 class ChannelEngine:

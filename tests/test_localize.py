@@ -1,4 +1,4 @@
-"""Tests for cam_widget.localize: the paper's box, the pointing game, IoU, peaks."""
+"""Tests for cam_widget.metrics.localize: the paper's box, the pointing game, IoU, peaks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cam_widget.errors import CAMError
-from cam_widget.localize import (
+from cam_widget.metrics.localize import (
     MapError,
     UninformativeMapError,
     box_area,
@@ -292,7 +292,7 @@ def test_pointing_game_bad_input():
         pointing_game(np.zeros((3, 3)), (10, 10), (0, 0, 5, 5))
 
 
-@pytest.mark.parametrize("module", ["cam_widget.localize", "cam_widget.evaluate", "cam_widget.translation", "cam_widget.cli"])
+@pytest.mark.parametrize("module", ["cam_widget.metrics.localize", "cam_widget.metrics.evaluate", "cam_widget.metrics.translation", "cam_widget.cli"])
 def test_module_does_not_import_tensorflow(module):
     import subprocess
     import sys

@@ -30,7 +30,7 @@ Degenerate maps
   the maximum is not positive.  :func:`peak` and :func:`pointing_game` still work on such maps
   (the least negative location is where the evidence is strongest).
 
-:class:`UninformativeMapError` is what :func:`cam_widget.evaluate.evaluate` counts as a miss
+:class:`UninformativeMapError` is what :func:`cam_widget.metrics.evaluate.evaluate` counts as a miss
 instead of aborting.  Pure numpy + OpenCV: no TensorFlow here.
 """
 
@@ -43,8 +43,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import CAMError
-from .render import _as_map, upsample
+from ..errors import CAMError
+from ..render import _as_map, upsample
 
 __all__ = [
     "Box",

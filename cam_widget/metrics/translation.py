@@ -2,8 +2,8 @@
 
 :func:`translation_cases` cuts the contents of a box out of a photo, scales it, and pastes it at
 ``grid x grid`` known positions on a neutral gray canvas.  Each position becomes a
-:class:`cam_widget.evaluate.Case` whose box is where the object now is, so
-:func:`cam_widget.evaluate.evaluate` scores whether the peak (pointing game) and the 20 % box
+:class:`cam_widget.metrics.evaluate.Case` whose box is where the object now is, so
+:func:`cam_widget.metrics.evaluate.evaluate` scores whether the peak (pointing game) and the 20 % box
 follow the object.  Pure numpy + OpenCV.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import CAMError
+from ..errors import CAMError
 
 __all__ = ["paste_positions", "translation_cases"]
 

@@ -1,7 +1,7 @@
 """Localisation evaluation of class activation maps over labelled cases.
 
 :func:`evaluate` runs an engine over ``(image, class, box)`` cases and scores each map with the
-protocol of :mod:`cam_widget.localize`:
+protocol of :mod:`cam_widget.metrics.localize`:
 
 * **localisation**: the paper's 20 %-threshold box (Zhou et al. 2016) hits when its IoU with the
   ground-truth box is at least 0.5 (the ground-truth class is used: "GT-known" localisation;
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CAMError
+from ..errors import CAMError
 from .localize import (
     DEFAULT_THRESHOLD,
     DEFAULT_TOLERANCE,
@@ -481,14 +481,14 @@ def default_cases_path() -> Path:
 
 def _sample_images() -> Mapping[str, np.ndarray]:
     try:
-        from .samples import sample_images
+        from ..samples import sample_images
     except ImportError as err:  # pragma: no cover - depends on the installed package
         raise CaseFileError(f"The packaged sample photos are unavailable ({err}).") from None
     return sample_images()
 
 
 def _load_path(path: Path, where: str) -> np.ndarray:
-    from .imaging import load_image
+    from ..imaging import load_image
 
     if not path.is_file():
         raise CaseFileError(f"{where}: image file not found: {path}")
@@ -511,7 +511,7 @@ def load_cases(path: str | os.PathLike[str] | None = None) -> list[Case]:
       drawn on; if the loaded image has another size, the box is scaled to it;
     * optional ``"translate": {"grid": 3, "canvas": [448, 448], "object_fraction": 0.35,
       "background": 128}``: instead of the case itself, the box's contents are pasted at
-      ``grid x grid`` positions on a gray canvas (see :func:`cam_widget.translation.translation_cases`).
+      ``grid x grid`` positions on a gray canvas (see :func:`cam_widget.metrics.translation.translation_cases`).
 
     Errors name the file, the case and the field (:class:`CaseFileError`).
     """
