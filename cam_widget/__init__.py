@@ -24,8 +24,9 @@ from .errors import (
     ModelError,
     NoCAMHeadError,
 )
-from .metrics.evaluate import evaluate, load_cases
 from .imaging import load_image
+from .metrics.evaluate import evaluate, load_cases
+from .metrics.faithfulness import confidence_change, deletion_insertion, road
 from .metrics.localize import iou, localize, peak, pointing_game
 from .render import overlay, shared_scale
 
@@ -42,6 +43,7 @@ _LAZY = {
     "FitReport": "refit",
     "sample_images": "samples",
     "CAMExplorer": "widget",
+    "sanity_check": "metrics.sanity",
 }
 
 __all__ = [
@@ -57,8 +59,10 @@ __all__ = [
     "LayerInfo",
     "ModelError",
     "NoCAMHeadError",
+    "confidence_change",
     "default_engine",
     "default_preprocess",
+    "deletion_insertion",
     "evaluate",
     "imagenet_class_names",
     "iou",
@@ -69,7 +73,9 @@ __all__ = [
     "overlay",
     "peak",
     "pointing_game",
+    "road",
     "sample_images",
+    "sanity_check",
     "shared_scale",
 ]
 
