@@ -1,7 +1,7 @@
 """``run(job, scheduler=None)``: plan the shards, compute the missing ones, write the results.
 
-1. Check everything that can be wrong with the job itself, before any image is touched: metric
-   names, the item list (missing folder, unknown class, bad box), the model (built once here, so
+1. Check everything that can be wrong with the job itself, before any image is touched: the
+   item list (missing folder, unknown class, bad box), the model (built once here, so
    an unreadable file, an unknown layer or method fails now, with one clear message) and the
    output folder (it must not hold a different job).
 2. Split the items into shards of ``shard_size`` in a fixed order and skip the shards whose file
@@ -31,7 +31,7 @@ from .job import BatchJob, BatchJobError
 from .shard import columns, process_shard
 from .summary import Summary, summarize
 
-__all__ = ["BatchResult", "check_metrics", "plan", "run"]
+__all__ = ["BatchResult", "plan", "run"]
 
 Progress = Callable[[int, int], None]
 
@@ -57,19 +57,6 @@ class BatchResult:
             f"BatchResult(out={str(self.out)!r}, images={len(self.results)}, errors={self.errors}, "
             f"computed={len(self.computed)} shards, skipped={len(self.skipped)}, seconds={self.seconds:.1f})"
         )
-
-
-def check_metrics(job: BatchJob) -> None:
-    """Refuse metrics this installation cannot compute (never a fake value)."""
-    wanted = [m for m in ("deletion", "insertion") if m in job.metrics]
-    if wanted:
-        import cam_widget
-
-        if not hasattr(cam_widget, "deletion_insertion"):
-            raise BatchJobError(
-                f"The metric(s) {wanted} need cam_widget.deletion_insertion, which this version of cam-widget "
-                "does not provide; drop them (e.g. --metrics iou,pointing)."
-            )
 
 
 def _check_engine(job: BatchJob, engine: Any, items: Sequence[Item]) -> str:
@@ -155,7 +142,6 @@ def run(job: BatchJob, scheduler: Any = None, *, progress: bool | Progress | Non
     Re-running the same job with the same ``out`` computes only the shards whose file is missing.
     """
     t0 = time.perf_counter()
-    check_metrics(job)
     items, shards = plan(job)
     engine = engine_for(job)
     layer = _check_engine(job, engine, items)

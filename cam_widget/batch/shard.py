@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import CAMError
 from ..imaging import MAX_BYTES
 from ..imaging import _decode as decode_bytes
+from ..metrics.faithfulness import deletion_insertion
 from ..metrics.localize import UninformativeMapError, iou, localize, peak, pointing_game
 from .engines import engine_for
 from .items import Item
@@ -199,23 +200,18 @@ class _Shard:
                 row[f"{m}_iou"] = 0.0 if box is None else float(iou(box, truth))
             if truth is not None and "pointing" in job.metrics:
                 row[f"{m}_pointing"] = bool(pointing_game(cam, shape, truth, job.tolerance))
-            for metric in ("deletion", "insertion"):
-                if metric in job.metrics:
-                    row[f"{m}_{metric}"] = _faithfulness(self.engine, rec.rgb, row["predicted"], m, self.layer, metric)
+            wanted = [x for x in ("deletion", "insertion") if x in job.metrics]
+            if wanted:  # one call gives both curves; the map is the one already computed
+                rep = deletion_insertion(
+                    self.engine, rec.rgb, row["predicted"], saliency=cam, layer=self.layer, method=m,
+                    random_baseline=False, batch_size=max(job.batch_size, 32),
+                )  # fmt: skip
+                for x in wanted:
+                    row[f"{m}_{x}"] = float(getattr(rep, f"{x}_auc"))
         except UninformativeMapError as err:  # a constant map: no peak, nothing to score
             row[f"{m}_error"] = _one_line(err)
         except CAMError as err:
             row[f"{m}_error"] = _one_line(err)
-
-
-def _faithfulness(engine: Any, rgb: Any, cls: int, method: str, layer: str, metric: str) -> float:
-    """Deletion or insertion AUC through :func:`cam_widget.deletion_insertion` (checked to exist
-    before the job starts, see :func:`cam_widget.batch.runner.check_metrics`)."""
-    from .. import deletion_insertion  # type: ignore[attr-defined]
-
-    result = deletion_insertion(engine, rgb, cls, layer=layer, method=method)
-    value = result[metric] if isinstance(result, dict) else getattr(result, metric)
-    return float(value)
 
 
 def process_shard(job: BatchJob, shard: int, items: Sequence[Item]) -> dict[str, Any]:

@@ -26,6 +26,6 @@ def bad_folder(tmp_path_factory: pytest.TempPathFactory, photo_csv: Path) -> Pat
         (folder / name).write_bytes((photo_csv.parent / name).read_bytes())
     (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg at all" * 10)
     (folder / "empty.png").write_bytes(b"")
-    ok, data = cv2.imencode(".png", np.zeros((1200, 1200, 3), np.uint8))  # 1.44 MP > the jobs' 1 MP cap
+    _, data = cv2.imencode(".png", np.zeros((1200, 1200, 3), np.uint8))  # 1.44 MP > the jobs' 1 MP cap
     (folder / "huge.png").write_bytes(data.tobytes())
     return folder

@@ -28,16 +28,12 @@ def test_unreadable_images_give_exit_1(bad_folder, tmp_path, capsys):
         (lambda d: ["batch", str(d / "missing"), "--out", str(d / "o")], "No such folder or file"),
         (lambda d: ["batch", str(d / "l.csv"), "--out", str(d / "o")], "l.csv line 2: No class is named 'zebrafish'"),
         (lambda d: ["batch", str(d / "l.csv"), "--out", str(d / "o"), "--model", str(d / "m.keras")], "Could not load"),
-        (lambda d: ["batch", str(d / "l.csv"), "--out", str(d / "o"), "--metrics", "iou,insertion"], "insertion"),
+        (lambda d: ["batch", str(d / "l.csv"), "--out", str(d / "o"), "--metrics", "iou,auc"], "Unknown metric"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2_before_any_work(tmp_path, capsys, make, message, photo_csv):
     (tmp_path / "l.csv").write_text(f"path,label\n{photo_csv.parent / 'chelsea-100.jpg'},zebrafish\n")
     (tmp_path / "m.keras").write_bytes(b"not a zip")
-    import cam_widget
-
-    if message == "insertion" and hasattr(cam_widget, "deletion_insertion"):
-        pytest.skip("deletion_insertion exists now")
     if message == "Could not load":
         (tmp_path / "l.csv").write_text(f"path,label\n{photo_csv.parent / 'chelsea-100.jpg'},3\n")
     assert main(make(tmp_path)) == 2

@@ -94,7 +94,7 @@ def test_json_and_python_lists(tmp_path):
 def test_missing_folder_and_wrong_file_type(tmp_path):
     with pytest.raises(BatchJobError, match="No such folder or file"):
         collect_items(tmp_path / "nope", NAMES, 1000)
-    with pytest.raises(BatchJobError, match="not a .csv or .json"):
+    with pytest.raises(BatchJobError, match=r"not a \.csv or \.json"):
         collect_items(_touch(tmp_path / "a.jpg"), NAMES, 1000)
     with pytest.raises(BatchJobError, match="No image files"):
         collect_items(_touch(tmp_path / "txt" / "a.txt").parent, NAMES, 1000)

@@ -76,7 +76,7 @@ def test_rows_match_the_engine_and_independent_scores(done, photo_csv):
 
 
 def test_summary_is_the_paper_arithmetic_over_the_rows(done):
-    job, result = done
+    _, result = done
     f = result.results
     s = json.loads((result.out / "summary.json").read_text())["overall"]
     assert s["images"] == 12 and s["errors"] == 0
@@ -131,12 +131,22 @@ def test_bad_files_become_rows_and_the_rest_goes_on(bad_folder, tmp_path):
     assert result.summary.overall["errors"] == 3
 
 
-def test_deletion_and_insertion_are_refused_until_the_metric_exists(photo_csv, tmp_path):
-    if hasattr(cam_widget, "deletion_insertion"):
-        pytest.skip("deletion_insertion exists: the metric is computed (tests/batch/test_faithfulness.py)")
-    with pytest.raises(BatchJobError, match="need cam_widget.deletion_insertion"):
-        run(BatchJob(items=str(photo_csv), out=tmp_path / "o", metrics=("iou", "deletion")))
-    assert not (tmp_path / "o").exists()
+def test_deletion_and_insertion_are_rise_aucs_of_the_stored_map(photo_csv, tmp_path):
+    items = [str(photo_csv.parent / "chelsea-100.jpg"), str(photo_csv.parent / "coffee-100-flip.jpg")]
+    job = BatchJob(items=items, out=tmp_path / "o", metrics=("deletion", "insertion"), methods=("gradcam",))
+    result = run(job)
+    engine = engine_for(job)
+    for row in result.results.itertuples():
+        cam = load_maps(job.out, 0, "gradcam")[row.index]
+        rep = cam_widget.deletion_insertion(
+            engine, cam_widget.load_image(row.path), row.predicted, saliency=cam, random_baseline=False
+        )
+        assert row.gradcam_deletion == pytest.approx(rep.deletion_auc, abs=1e-5)
+        assert row.gradcam_insertion == pytest.approx(rep.insertion_auc, abs=1e-5)
+        assert 0 <= row.gradcam_deletion < row.gradcam_insertion <= 1
+    assert "gradcam_iou" not in result.results  # not asked for
+    overall = result.summary.overall["gradcam"]
+    assert overall["mean_insertion"] == pytest.approx(result.results["gradcam_insertion"].mean())
 
 
 def test_unknown_layer_and_method_fail_before_any_work(photo_csv, tmp_path):
