@@ -21,11 +21,12 @@ from .errors import (
     ImageError,
     ImageTooLargeError,
     LayerError,
+    MissingPackageError,
     ModelError,
     NoCAMHeadError,
 )
-from .metrics.evaluate import evaluate, load_cases
 from .imaging import load_image
+from .metrics.evaluate import evaluate, load_cases
 from .metrics.localize import iou, localize, peak, pointing_game
 from .render import overlay, shared_scale
 
@@ -55,6 +56,7 @@ __all__ = [
     "ImageTooLargeError",
     "LayerError",
     "LayerInfo",
+    "MissingPackageError",
     "ModelError",
     "NoCAMHeadError",
     "default_engine",
