@@ -27,6 +27,7 @@ from .errors import (
 )
 from .imaging import load_image
 from .metrics.evaluate import evaluate, load_cases
+from .metrics.faithfulness import confidence_change, deletion_insertion, road
 from .metrics.localize import iou, localize, peak, pointing_game
 from .render import overlay, shared_scale
 
@@ -43,6 +44,7 @@ _LAZY = {
     "FitReport": "refit",
     "sample_images": "samples",
     "CAMExplorer": "widget",
+    "sanity_check": "metrics.sanity",
 }
 
 __all__ = [
@@ -59,8 +61,10 @@ __all__ = [
     "MissingPackageError",
     "ModelError",
     "NoCAMHeadError",
+    "confidence_change",
     "default_engine",
     "default_preprocess",
+    "deletion_insertion",
     "evaluate",
     "imagenet_class_names",
     "iou",
@@ -71,7 +75,9 @@ __all__ = [
     "overlay",
     "peak",
     "pointing_game",
+    "road",
     "sample_images",
+    "sanity_check",
     "shared_scale",
 ]
 
