@@ -21,6 +21,7 @@ from .errors import (
     ImageError,
     ImageTooLargeError,
     LayerError,
+    MissingPackageError,
     ModelError,
     NoCAMHeadError,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "ImageTooLargeError",
     "LayerError",
     "LayerInfo",
+    "MissingPackageError",
     "ModelError",
     "NoCAMHeadError",
     "confidence_change",
