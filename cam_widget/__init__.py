@@ -17,15 +17,22 @@ from typing import Any
 
 from .errors import (
     CAMError,
+    CancelledError,
     ClassIndexError,
     ImageError,
     ImageTooLargeError,
     LayerError,
+    MethodError,
     ModelError,
     NoCAMHeadError,
+    UninformativeMapWarning,
 )
-from .metrics.evaluate import evaluate, load_cases
 from .imaging import load_image
+
+# Eager, after the subpackage import: the package-level name ``methods`` is the FUNCTION (the registry),
+# shadowing the subpackage attribute (``from cam_widget.methods import base`` still works).
+from .methods import Method, is_uninformative, method, methods
+from .metrics.evaluate import evaluate, load_cases
 from .metrics.localize import iou, localize, peak, pointing_game
 from .render import overlay, shared_scale
 
@@ -48,6 +55,7 @@ __all__ = [
     "CAMEngine",
     "CAMError",
     "CAMExplorer",
+    "CancelledError",
     "ClassIndexError",
     "FitReport",
     "Head",
@@ -55,17 +63,23 @@ __all__ = [
     "ImageTooLargeError",
     "LayerError",
     "LayerInfo",
+    "Method",
+    "MethodError",
     "ModelError",
     "NoCAMHeadError",
+    "UninformativeMapWarning",
     "default_engine",
     "default_preprocess",
     "evaluate",
     "imagenet_class_names",
     "iou",
+    "is_uninformative",
     "load_cases",
     "load_image",
     "load_model",
     "localize",
+    "method",
+    "methods",
     "overlay",
     "peak",
     "pointing_game",
