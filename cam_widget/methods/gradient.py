@@ -17,7 +17,9 @@ __all__ = ["gradcam", "gradcam_plus_plus", "hirescam", "layercam", "xgradcam"]
 
 def gradcam(ing: Ingredients) -> np.ndarray:
     """Grad-CAM (Selvaraju et al. 2017): ``w_k = mean_xy G_k``; the map is ``sum_k w_k A_k``."""
-    return ing.gradients.mean(axis=(1, 2))
+    # float64 mean: at a GAP head every gradient is W[k, c] / (h w), and an exact mean keeps Grad-CAM exactly
+    # CAM / (h w) there (for power-of-two grids, bit for bit after normalising)
+    return ing.gradients.mean(axis=(1, 2), dtype=np.float64)
 
 
 def gradcam_plus_plus(ing: Ingredients, variant: str = "paper") -> np.ndarray:
