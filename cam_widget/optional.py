@@ -1,6 +1,6 @@
 """Optional dependencies: which ``pip install`` line brings each one, and the error that says so.
 
-``pip install cam-widget`` installs only the core (Keras, NumPy, OpenCV, Matplotlib, ipywidgets).
+``pip install cam-widget`` installs only the core (Keras, NumPy, SciPy, OpenCV, Matplotlib, ipywidgets).
 Everything else comes with an extra of ``pyproject.toml``::
 
     pip install "cam-widget[all]"            # what the README's quick start and the notebooks use
@@ -27,6 +27,7 @@ __all__ = ["EXTRA_OF", "install_line", "missing_package", "require"]
 EXTRA_OF: dict[str, tuple[str, str]] = {
     "keras": ("keras", ""),
     "numpy": ("numpy", ""),
+    "scipy": ("scipy", ""),
     "cv2": ("opencv-python-headless", ""),
     "matplotlib": ("matplotlib", ""),
     "ipywidgets": ("ipywidgets", ""),
