@@ -23,6 +23,7 @@ from .errors import (
     ImageTooLargeError,
     LayerError,
     MethodError,
+    MissingPackageError,
     ModelError,
     NoCAMHeadError,
     UninformativeMapWarning,
@@ -33,6 +34,7 @@ from .imaging import load_image
 # shadowing the subpackage attribute (``from cam_widget.methods import base`` still works).
 from .methods import Method, is_uninformative, method, methods
 from .metrics.evaluate import evaluate, load_cases
+from .metrics.faithfulness import confidence_change, deletion_insertion, road
 from .metrics.localize import iou, localize, peak, pointing_game
 from .render import overlay, shared_scale
 
@@ -49,6 +51,7 @@ _LAZY = {
     "FitReport": "refit",
     "sample_images": "samples",
     "CAMExplorer": "widget",
+    "sanity_check": "metrics.sanity",
 }
 
 __all__ = [
@@ -65,11 +68,14 @@ __all__ = [
     "LayerInfo",
     "Method",
     "MethodError",
+    "MissingPackageError",
     "ModelError",
     "NoCAMHeadError",
     "UninformativeMapWarning",
+    "confidence_change",
     "default_engine",
     "default_preprocess",
+    "deletion_insertion",
     "evaluate",
     "imagenet_class_names",
     "iou",
@@ -83,7 +89,9 @@ __all__ = [
     "overlay",
     "peak",
     "pointing_game",
+    "road",
     "sample_images",
+    "sanity_check",
     "shared_scale",
 ]
 

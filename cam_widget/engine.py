@@ -28,7 +28,6 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import keras
 import numpy as np
 
 from .cache import ByteLRU
@@ -46,6 +45,7 @@ from .keras_graph import (
 from .methods import method as lookup_method
 from .methods.base import Progress
 from .methods.base import run as run_method
+from .tf_import import keras
 
 __all__ = ["CAMEngine"]
 
@@ -224,6 +224,25 @@ class CAMEngine:
         from .refit import load_heads
 
         return load_heads(self, path)
+
+    def with_model(self, model: keras.Model) -> CAMEngine:
+        """A new engine on ``model`` (e.g. a clone with other weights) with this engine's preprocess,
+        class names, input size, cache bound and refitted heads; this engine is left as it is."""
+        other = CAMEngine(
+            model, self._preprocess, self.class_names, self.input_size, cache_bytes=self._cache.info()["max_bytes"]
+        )
+        for name, head in self._heads.items():
+            if name != self._cam_layer and name in other._layer_map:
+                other.register_head(name, head.weights, head.bias, head.kind)
+        return other
+
+    def reload_head(self) -> None:
+        """Re-read the model's own GAP head after its weights were assigned in place (the head's weights
+        are copied at construction), and drop every cached result, which belonged to the old weights."""
+        head = find_head(self._trace)
+        if head is not None:
+            self._heads[head.layer] = head
+        self.clear_cache()
 
     # ------------------------------------------------------------------ images
     def prepare(self, image: ImageSource) -> tuple[str, np.ndarray]:

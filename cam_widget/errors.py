@@ -16,6 +16,7 @@ __all__ = [
     "ImageTooLargeError",
     "LayerError",
     "MethodError",
+    "MissingPackageError",
     "ModelError",
     "NoCAMHeadError",
     "UninformativeMapWarning",
@@ -73,3 +74,7 @@ def check_cancel(cancel: Any) -> None:
     """Raise :class:`CancelledError` when ``cancel`` (a ``threading.Event`` or ``None``) is set."""
     if cancel is not None and cancel.is_set():
         raise CancelledError("Cancelled: the computation was stopped by its cancel event; nothing was cached.")
+
+
+class MissingPackageError(CAMError, ImportError):
+    """An optional package is not installed; the message names the exact ``pip install`` line."""

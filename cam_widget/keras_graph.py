@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import keras
 import numpy as np
 
 from .errors import ModelError
+from .tf_import import keras
 
 __all__ = ["Call", "Head", "LayerInfo", "Trace", "channel_scaled_model", "find_head", "tail_model", "trace_model"]
 
