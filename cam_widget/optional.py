@@ -51,20 +51,22 @@ def install_line(extra: str = "") -> str:
     return f'pip install "cam-widget[{extra}]"' if extra else "pip install cam-widget"
 
 
-def missing_package(module: str, purpose: str) -> MissingPackageError:
+def missing_package(module: str, purpose: str, alternative: str = "") -> MissingPackageError:
     """The error for a missing optional ``module``: what needs it, and the ``pip install`` line.
 
-    ``purpose`` completes "... needs the 'X' package", e.g. ``"the default model"``.
+    ``purpose`` completes "... needs the 'X' package", e.g. ``"the default model"``; ``alternative``
+    (optional) is a way to do without it, appended as "; or <alternative>".
     """
     top = module.partition(".")[0]
     dist, extra = EXTRA_OF.get(top, (top, "all"))
     return MissingPackageError(
         f"{purpose} needs the {dist!r} package, which is not installed. "
         f"Install it with: {install_line(extra)}  (or: pip install {dist})"
+        + (f"; or {alternative}" if alternative else "")
     )
 
 
-def require(module: str, purpose: str) -> ModuleType:
+def require(module: str, purpose: str, alternative: str = "") -> ModuleType:
     """Import ``module`` (e.g. ``"dask.distributed"``), or raise :func:`missing_package`'s error.
 
     Only a missing ``module`` itself (or its top-level package) is translated; an ImportError raised
@@ -75,5 +77,5 @@ def require(module: str, purpose: str) -> ModuleType:
     except ImportError as err:
         name = getattr(err, "name", None) or ""
         if name and (module == name or module.startswith(name + ".")):
-            raise missing_package(module, purpose) from err
+            raise missing_package(module, purpose, alternative) from err
         raise
