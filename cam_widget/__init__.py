@@ -41,7 +41,7 @@ _LAZY = {
     "imagenet_class_names": "classnames",
     "FitReport": "refit",
     "sample_images": "samples",
-    "CAMExplorer": "widget",
+    "CAMExplorer": "ui.panel",
 }
 
 __all__ = [
