@@ -21,11 +21,13 @@ from .errors import (
     ImageError,
     ImageTooLargeError,
     LayerError,
+    MissingPackageError,
     ModelError,
     NoCAMHeadError,
 )
-from .metrics.evaluate import evaluate, load_cases
 from .imaging import load_image
+from .metrics.evaluate import evaluate, load_cases
+from .metrics.faithfulness import confidence_change, deletion_insertion, road
 from .metrics.localize import iou, localize, peak, pointing_game
 from .render import overlay, shared_scale
 
@@ -42,6 +44,7 @@ _LAZY = {
     "FitReport": "refit",
     "sample_images": "samples",
     "CAMExplorer": "ui.panel",
+    "sanity_check": "metrics.sanity",
 }
 
 __all__ = [
@@ -55,10 +58,13 @@ __all__ = [
     "ImageTooLargeError",
     "LayerError",
     "LayerInfo",
+    "MissingPackageError",
     "ModelError",
     "NoCAMHeadError",
+    "confidence_change",
     "default_engine",
     "default_preprocess",
+    "deletion_insertion",
     "evaluate",
     "imagenet_class_names",
     "iou",
@@ -69,7 +75,9 @@ __all__ = [
     "overlay",
     "peak",
     "pointing_game",
+    "road",
     "sample_images",
+    "sanity_check",
     "shared_scale",
 ]
 

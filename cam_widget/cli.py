@@ -33,13 +33,14 @@ from typing import Any, TextIO
 import numpy as np
 
 from .errors import CAMError, NoCAMHeadError
+from .optional import install_line
 
 __all__ = ["build_parser", "main"]
 
 PROG = "cam-widget"
 METHODS = ("cam", "gradcam")
 #: Extras that bring TensorFlow and the default model's packages.
-INSTALL_HINT = "pip install 'cam-widget[tf-cpu,default-model]'"
+INSTALL_HINT = install_line("tf-cpu,default-model")
 
 
 # ------------------------------------------------------------------------------------ helpers

@@ -22,13 +22,13 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import keras
 import numpy as np
 
 from .cache import ByteLRU
 from .errors import CAMError, ClassIndexError, LayerError, NoCAMHeadError
 from .imaging import ImageSource, load_image, resize_to
 from .keras_graph import Head, LayerInfo, feature_model, find_head, trace_model
+from .tf_import import keras
 
 __all__ = ["CAMEngine"]
 

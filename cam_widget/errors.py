@@ -12,6 +12,7 @@ __all__ = [
     "ImageError",
     "ImageTooLargeError",
     "LayerError",
+    "MissingPackageError",
     "ModelError",
     "NoCAMHeadError",
 ]
@@ -46,3 +47,7 @@ class NoCAMHeadError(CAMError):
 
 class ClassIndexError(CAMError, IndexError):
     """A class index is outside ``0 .. num_classes - 1``."""
+
+
+class MissingPackageError(CAMError, ImportError):
+    """An optional package is not installed; the message names the exact ``pip install`` line."""

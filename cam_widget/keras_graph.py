@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import keras
 import numpy as np
 
 from .errors import ModelError
+from .tf_import import keras
 
 __all__ = ["Call", "Head", "LayerInfo", "Trace", "find_head", "trace_model"]
 
