@@ -197,6 +197,25 @@ class CAMEngine:
 
         return load_heads(self, path)
 
+    def with_model(self, model: keras.Model) -> CAMEngine:
+        """A new engine on ``model`` (e.g. a clone with other weights) with this engine's preprocess,
+        class names, input size, cache bound and refitted heads; this engine is left as it is."""
+        other = CAMEngine(
+            model, self._preprocess, self.class_names, self.input_size, cache_bytes=self._cache.info()["max_bytes"]
+        )
+        for name, head in self._heads.items():
+            if name != self._cam_layer and name in other._layer_map:
+                other.register_head(name, head.weights, head.bias, head.kind)
+        return other
+
+    def reload_head(self) -> None:
+        """Re-read the model's own GAP head after its weights were assigned in place (the head's weights
+        are copied at construction), and drop every cached result, which belonged to the old weights."""
+        head = find_head(self._trace)
+        if head is not None:
+            self._heads[head.layer] = head
+        self.clear_cache()
+
     # ------------------------------------------------------------------ images
     def prepare(self, image: ImageSource) -> tuple[str, np.ndarray]:
         """``(key, rgb)``: the image as RGB uint8 and its content hash (the cache key).
