@@ -50,7 +50,7 @@ _LAZY = {
     "imagenet_class_names": "classnames",
     "FitReport": "refit",
     "sample_images": "samples",
-    "CAMExplorer": "widget",
+    "CAMExplorer": "ui.panel",
     "sanity_check": "metrics.sanity",
 }
 
