@@ -1,6 +1,6 @@
 """Optional dependencies: which ``pip install`` line brings each one, and the error that says so.
 
-``pip install cam-widget`` installs only the core (Keras, NumPy, OpenCV, Matplotlib, ipywidgets).
+``pip install cam-widget`` installs only the core (Keras, NumPy, SciPy, OpenCV, Matplotlib, ipywidgets).
 Everything else comes with an extra of ``pyproject.toml``::
 
     pip install "cam-widget[all]"            # what the README's quick start and the notebooks use
@@ -27,6 +27,7 @@ __all__ = ["EXTRA_OF", "install_line", "missing_package", "require"]
 EXTRA_OF: dict[str, tuple[str, str]] = {
     "keras": ("keras", ""),
     "numpy": ("numpy", ""),
+    "scipy": ("scipy", ""),
     "cv2": ("opencv-python-headless", ""),
     "matplotlib": ("matplotlib", ""),
     "ipywidgets": ("ipywidgets", ""),
@@ -50,20 +51,22 @@ def install_line(extra: str = "") -> str:
     return f'pip install "cam-widget[{extra}]"' if extra else "pip install cam-widget"
 
 
-def missing_package(module: str, purpose: str) -> MissingPackageError:
+def missing_package(module: str, purpose: str, alternative: str = "") -> MissingPackageError:
     """The error for a missing optional ``module``: what needs it, and the ``pip install`` line.
 
-    ``purpose`` completes "... needs the 'X' package", e.g. ``"the default model"``.
+    ``purpose`` completes "... needs the 'X' package", e.g. ``"the default model"``; ``alternative``
+    (optional) is a way to do without it, appended as "; or <alternative>".
     """
     top = module.partition(".")[0]
     dist, extra = EXTRA_OF.get(top, (top, "all"))
     return MissingPackageError(
         f"{purpose} needs the {dist!r} package, which is not installed. "
         f"Install it with: {install_line(extra)}  (or: pip install {dist})"
+        + (f"; or {alternative}" if alternative else "")
     )
 
 
-def require(module: str, purpose: str) -> ModuleType:
+def require(module: str, purpose: str, alternative: str = "") -> ModuleType:
     """Import ``module`` (e.g. ``"dask.distributed"``), or raise :func:`missing_package`'s error.
 
     Only a missing ``module`` itself (or its top-level package) is translated; an ImportError raised
@@ -74,5 +77,5 @@ def require(module: str, purpose: str) -> ModuleType:
     except ImportError as err:
         name = getattr(err, "name", None) or ""
         if name and (module == name or module.startswith(name + ".")):
-            raise missing_package(module, purpose) from err
+            raise missing_package(module, purpose, alternative) from err
         raise

@@ -151,3 +151,26 @@ def test_without_tensorflow_the_default_engine_names_the_pip_line() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Keras needs its backend 'tensorflow', which is not installed" in proc.stdout, proc.stdout
     assert "pip install tensorflow-cpu" in proc.stdout and 'pip install "cam-widget[tf-cpu]"' in proc.stdout
+
+
+def test_dask_without_distributed_names_the_batch_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cam_widget.batch import dask_backend
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(MissingPackageError) as info:
+        dask_backend.client_for("local")
+    message = str(info.value)
+    assert message.startswith("Running on Dask needs the 'dask[distributed]' package"), message
+    assert 'pip install "cam-widget[batch]"' in message and "scheduler=None" in message
+
+
+@pytest.mark.parametrize("module", ["pyarrow", "pandas"])
+def test_the_results_table_without_pandas_or_pyarrow(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, module: str
+) -> None:
+    from cam_widget.batch import store
+
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingPackageError, match=r'pip install "cam-widget\[batch\]"'):
+        store.write_parquet(tmp_path / "results.parquet", [{"a": 1}], ["a"])
+    assert not (tmp_path / "results.parquet").exists()

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..optional import require
 from .items import Item
 from .job import BatchJob, BatchJobError
 from .shard import process_shard
@@ -32,12 +33,8 @@ def _in_notebook() -> bool:
 
 def client_for(scheduler: Any) -> tuple[Any, list[Any]]:
     """``(client, things to close afterwards)`` for ``"local"``, an address, or a ``Client``."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise BatchJobError(
-            "Running on Dask needs dask[distributed]: pip install 'cam-widget[batch]' (or run with scheduler=None)."
-        ) from None
+    distributed = require("distributed", "Running on Dask", "run with scheduler=None (in this process)")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
     if isinstance(scheduler, Client):
         return scheduler, []
     if scheduler == "local":

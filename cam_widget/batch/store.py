@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from ..optional import require
+
 __all__ = [
     "commit_shard",
     "done_shards",
@@ -140,9 +142,15 @@ def load_maps(out: str | os.PathLike, shard: int, method: str | None = None) -> 
     return maps[method]
 
 
+def _pandas(purpose: str) -> Any:
+    """pandas, with pyarrow for its parquet engine; a missing one names ``pip install "cam-widget[batch]"``."""
+    require("pyarrow", purpose)
+    return require("pandas", purpose)
+
+
 def read_results(out: str | os.PathLike) -> Any:
     """``results.parquet`` of an output folder as a pandas DataFrame."""
-    import pandas as pd
+    pd = _pandas("Reading the batch results table")
 
     path = Path(out) / RESULTS
     if not path.is_file():
@@ -165,7 +173,7 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 def write_parquet(path: str | os.PathLike, rows: Iterable[dict[str, Any]], columns: list[str]) -> Any:
     """Write rows as a parquet table (atomically); returns the DataFrame."""
-    import pandas as pd
+    pd = _pandas("Writing the batch results table")
 
     frame = pd.DataFrame(list(rows), columns=columns)
     buf = io.BytesIO()
