@@ -73,20 +73,19 @@ def parse_metrics(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def available_methods(engine: Any, layer: str | None = None, include_expensive: bool = False) -> list[str]:
-    """Map methods to compare at ``layer``: every registered method of :mod:`cam_widget.methods` when that
-    registry exists (the ``expensive`` ones, e.g. perturbation methods with hundreds of forward passes
-    per map, only with ``include_expensive``), else ``cam`` and ``gradcam``; ``cam`` only where the
-    engine has an exact-CAM head."""
-    try:
-        from ..methods import methods as registry
-    except ImportError:
-        names = ["cam", "gradcam"]
-    else:
-        names = [m.name for m in registry() if include_expensive or not getattr(m, "expensive", False)]
+    """Map methods to compare at ``layer``: every method registered in :mod:`cam_widget.methods`, except
+    the ``expensive`` ones unless ``include_expensive`` (Score-CAM and Ablation-CAM cost one forward pass
+    per channel for EVERY map, and the checks need a map per randomised block and per image), and
+    those that need a GAP head where the engine has none."""
+    from ..methods import methods as registry
+
     resolved = layer if layer is not None else getattr(engine, "cam_layer", None)
-    if "cam" in names and (resolved is None or not engine.has_cam(resolved)):
-        names.remove("cam")
-    return names
+    has_head = resolved is not None and engine.has_cam(resolved)
+    return [
+        m.name
+        for m in registry()
+        if (include_expensive or not m.expensive) and (has_head or not m.needs_head)
+    ]
 
 
 @dataclass
