@@ -44,6 +44,7 @@ _LAZY = {
     "FitReport": "refit",
     "sample_images": "samples",
     "CAMExplorer": "widget",
+    "Gallery": "ui.gallery",
     "sanity_check": "metrics.sanity",
 }
 
@@ -53,6 +54,7 @@ __all__ = [
     "CAMExplorer",
     "ClassIndexError",
     "FitReport",
+    "Gallery",
     "Head",
     "ImageError",
     "ImageTooLargeError",
