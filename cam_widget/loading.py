@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import keras
-
 from .errors import ModelError
+from .tf_import import keras
 
 __all__ = ["load_model"]
 

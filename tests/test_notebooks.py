@@ -278,6 +278,8 @@ def test_binder_recipe_runs_the_tour(tmp_path: Path, record_property: pytest.Rec
     assert "cam-widget ready" in proc.stdout, proc.stdout
     cached = list((tmp_path / "cache" / "cam-widget").glob("*"))
     assert cached, "postBuild did not leave converted weights in the cache"
+    overrides = venv / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    assert json.loads(overrides.read_text()) == json.loads((REPO / "jupyter" / "settings" / "overrides.json").read_text())
 
     # 2. the environment has what JupyterLab needs to show the widgets
     labext = _run([str(venv / "bin" / "jupyter"), "labextension", "list"], log, env=env)

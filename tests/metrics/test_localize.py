@@ -292,7 +292,7 @@ def test_pointing_game_bad_input():
         pointing_game(np.zeros((3, 3)), (10, 10), (0, 0, 5, 5))
 
 
-@pytest.mark.parametrize("module", ["cam_widget.metrics.localize", "cam_widget.metrics.evaluate", "cam_widget.metrics.translation", "cam_widget.cli"])
+@pytest.mark.parametrize("module", ["cam_widget.metrics.localize", "cam_widget.metrics.evaluate", "cam_widget.metrics.translation", "cam_widget.metrics.scoring", "cam_widget.metrics.faithfulness", "cam_widget.cli"])
 def test_module_does_not_import_tensorflow(module):
     import subprocess
     import sys

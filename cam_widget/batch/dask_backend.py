@@ -1,0 +1,92 @@
+"""Running shards on Dask distributed (imported only when a scheduler is given).
+
+One task per shard, each calling :func:`cam_widget.batch.shard.process_shard` with the job (plain
+data) on a worker; the worker builds its engine once (:func:`cam_widget.batch.engines.engine_for`)
+and keeps it for its later shards.  When a worker dies, the scheduler re-runs its shard elsewhere;
+the shard file's exclusive commit makes sure it is written once.  The output folder must be
+storage every worker (and this process) can reach under the same path.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..optional import require
+from .items import Item
+from .job import BatchJob, BatchJobError
+from .shard import process_shard
+
+__all__ = ["client_for", "run_shards"]
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def client_for(scheduler: Any) -> tuple[Any, list[Any]]:
+    """``(client, things to close afterwards)`` for ``"local"``, an address, or a ``Client``."""
+    distributed = require("distributed", "Running on Dask", "run with scheduler=None (in this process)")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
+    if isinstance(scheduler, Client):
+        return scheduler, []
+    if scheduler == "local":
+        cluster = LocalCluster(
+            n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+        return client, [client, cluster]
+    if isinstance(scheduler, str) and "://" in scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as err:
+            raise BatchJobError(f"Cannot reach the Dask scheduler at {scheduler}: {err}") from None
+        return client, [client]
+    raise BatchJobError(
+        f"scheduler must be None (this process), 'local', an address such as 'tcp://10.0.0.5:8786', or a "
+        f"distributed.Client; got {scheduler!r}."
+    )
+
+
+def run_shards(
+    job: BatchJob, shards: Sequence[tuple[int, list[Item]]], scheduler: Any, show_progress: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Submit one task per shard and yield each shard's report as it finishes."""
+    from distributed import as_completed
+
+    client, owned = client_for(scheduler)
+    try:
+        if not shards:
+            return
+        token = uuid.uuid4().hex[:8]
+        futures = [
+            client.submit(process_shard, job, k, list(items), key=f"cam-widget-shard-{k:05d}-{token}", pure=False)
+            for k, items in shards
+        ]
+        if show_progress and _in_notebook():
+            from distributed import progress
+
+            progress(futures)  # Dask's progress widget in Jupyter
+        try:
+            for fut in as_completed(futures):
+                try:
+                    yield fut.result()
+                except Exception as err:
+                    shard = int(fut.key.split("-")[3])
+                    raise BatchJobError(
+                        f"shard {shard} failed on the cluster: {type(err).__name__}: {' '.join(str(err).split())} "
+                        "(are the model and the output folder at the same path on every worker?)"
+                    ) from err
+        finally:
+            for fut in futures:
+                fut.release()
+    finally:
+        for thing in owned:
+            thing.close()
