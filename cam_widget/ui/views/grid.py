@@ -20,6 +20,7 @@ from ... import render
 __all__ = ["Mosaic", "MosaicCell", "blend_mosaic", "compose", "grid_shape"]
 
 Rect = tuple[int, int, int, int]  # y0, y1, x0, x1
+GAP = 4  # px between cells
 
 
 @dataclass
@@ -89,7 +90,7 @@ def _label_strip(text: str, width: int, height: int) -> np.ndarray:
     return strip
 
 
-def compose(cells: list[MosaicCell], label_height: int = 22, gap: int = 4) -> Mosaic:
+def compose(cells: list[MosaicCell], label_height: int = 22, gap: int = GAP) -> Mosaic:
     """Lay ``cells`` (all of one photo size) out in a grid, each under its label strip."""
     if not cells:
         raise ValueError("compose needs at least one cell.")
