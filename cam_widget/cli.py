@@ -3,9 +3,9 @@
 ::
 
     cam-widget demo --out DIR [--image NAME_OR_PATH ...] [--class-index N] [--layer NAME]
-                    [--method cam|gradcam] [--refit] [--heads FILE] [--save-heads FILE]
+                    [--method NAME] [--refit] [--heads FILE] [--save-heads FILE]
                     [--input-size 224] [--alpha 0.5] [--colormap jet] [--box]
-    cam-widget evaluate [CASES.json] [--layer NAME] [--method cam|gradcam] [--refit] [--heads FILE]
+    cam-widget evaluate [CASES.json] [--layer NAME] [--method NAME] [--refit] [--heads FILE]
                         [--save-heads FILE] [--input-size 224] [--threshold 0.2] [--tolerance 15]
                         [--json OUT] [--no-progress]
     cam-widget layers [--input-size 224]
@@ -36,12 +36,12 @@ from typing import Any, TextIO
 import numpy as np
 
 from .errors import CAMError, NoCAMHeadError
+from .methods import names as method_names
 from .optional import install_line
 
 __all__ = ["build_parser", "main"]
 
 PROG = "cam-widget"
-METHODS = ("cam", "gradcam")
 #: Extras that bring TensorFlow and the default model's packages.
 INSTALL_HINT = install_line("tf-cpu,default-model")
 
@@ -287,7 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser, maps: bool = True) -> None:
         if maps:
             p.add_argument("--layer", default=None, help="spatial layer name (default: the CAM layer); see 'layers'")
-            p.add_argument("--method", choices=METHODS, default="cam", help="exact CAM (default) or Grad-CAM")
+            p.add_argument(
+                "--method", choices=method_names(), default="cam",
+                help="any of cam_widget.methods(): exact CAM (default), gradcam, gradcam++, ..., scorecam",
+            )
             p.add_argument(
                 "--refit", action="store_true",
                 help="first fit an exact-CAM head at --layer from the sample photos (seconds; report on stderr)",
