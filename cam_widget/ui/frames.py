@@ -13,9 +13,8 @@ import html
 import time
 from typing import Any
 
-import numpy as np
-
 from .. import render
+from ..methods.base import is_uninformative
 from .caption import error_html, legend_html, ok_html
 from .catalog import MethodInfo, method_label
 from .controls import class_options
@@ -28,11 +27,6 @@ from .views import View, ViewContext
 from .views import grid as grids
 
 __all__ = ["FrameBuilder"]
-
-
-def _uninformative(cam: Any) -> bool:
-    finite = cam[np.isfinite(cam)]
-    return finite.size == 0 or float(finite.max()) == float(finite.min())
 
 LABEL_HEIGHT = 22  # px, at display size
 
@@ -112,15 +106,21 @@ class FrameBuilder:
     def cells(self, req: Request, photo: Photo) -> list[Cell]:
         """The view's cells with their raw maps and colour scales (no index maps yet)."""
         view, ctx = self.views[req.view], self.context(photo)
-        specs = view.cells(req, ctx)
+        specs = [  # smoothing and "only on request" are the panel's settings, not the view's
+            dataclasses.replace(s, smooth=req.smooth,
+                                expensive=self.maps.is_long(self.maps.resolve(s.layer, s.method)[0], req.smooth))
+            for s in view.cells(req, ctx)
+        ]
         self._warm_features(photo, specs)
         cells = []
         for spec in specs:
             method, note = self.maps.resolve(spec.layer, spec.method)
             cell = Cell(spec, None, method, note=note)
             if spec.expensive and self.maps.cached_raw(photo, spec) is None:
-                info = ctx.method_info(spec.method)
-                cell.note = f"{method_label(spec.method)} costs {info.cost if info else 'a long run'}: press Run"
+                info = ctx.method_info(method)
+                cost = info.estimate(self.engine, spec.layer, spec.smooth) if info else "a long run"
+                smooth = " with aug smoothing" if spec.smooth == "aug" else ""
+                cell.note = f"{method_label(method)}{smooth} at {spec.layer} costs {cost}: press Run to compute it"
             elif req.view == "single":
                 cell.cam, cell.method, cell.note = self.maps.raw(photo, spec)  # an error is the frame's error
             else:
@@ -128,7 +128,7 @@ class FrameBuilder:
                     cell.cam, cell.method, cell.note = self.maps.raw(photo, spec)
                 except Exception as exc:  # one failing cell does not blank the grid
                     cell.error = error_html(exc)
-            if cell.cam is not None and _uninformative(cell.cam):
+            if cell.cam is not None and is_uninformative(cell.cam):
                 cell.note = (f"{method_label(cell.method)} at {spec.layer}: uninformative map (no finite variation, "
                              "e.g. all-zero gradients behind a dead ReLU)")
             cell.label = view.label(cell, ctx)

@@ -18,7 +18,7 @@ from cam_widget.ui import catalog  # noqa: E402
 from cam_widget.ui.views.grid import grid_shape  # noqa: E402
 from cam_widget.ui.views.layers import default_layers  # noqa: E402
 
-from .test_widget import (  # noqa: E402,F401  (fixtures are used by name)
+from .helpers import (  # noqa: E402
     CAM_LAYER,
     CLASS_NAMES,
     NO_HEAD,
@@ -27,11 +27,8 @@ from .test_widget import (  # noqa: E402,F401  (fixtures are used by name)
     Proxy,
     counters,
     decode,
-    engine,
     fresh_photo,
     is_error,
-    make,
-    photos,
 )
 
 LABEL, GAP = 22, 4
@@ -40,7 +37,7 @@ LABEL, GAP = 22, 4
 def cell_rects(w: Any, n: int, full: bool = False) -> list[tuple[int, int, int, int]]:
     """Where cell k sits in the picture, computed from the documented layout (label strip above each cell)."""
     rgb = w._photo(w.state["image"]).rgb
-    rows, cols = grid_shape(n)
+    cols = grid_shape(n)[1]
     if full:
         ch, cw = rgb.shape[:2]
         label = max(LABEL, round(max(rgb.shape[:2]) / 24))
@@ -389,3 +386,18 @@ def test_an_uninformative_map_is_shown_as_such(make, engine):
 
     w = make(eng=Flat(engine))
     assert not is_error(w) and "uninformative map" in w.status.value
+
+
+def test_smoothing_eigen_is_live_and_aug_runs_on_request(make, engine, photos):
+    w = make(images={"fresh": fresh_photo(photos)}, layer=NO_HEAD, method="gradcam")
+    rgb, cls = w._photo("fresh").rgb, w.class_control.value
+    w.smooth_control.value = "eigen"
+    assert not is_error(w), w.status.value
+    np.testing.assert_allclose(w.current_map(), engine.cam(rgb, cls, layer=NO_HEAD, method="gradcam", smooth="eigen"),
+                               rtol=1e-5, atol=1e-6)
+    w.smooth_control.value = "aug"  # one run per augmentation: only on request, its cost said first
+    assert w.current_map() is None and "aug smoothing" in w.status.value and w.run_button.layout.display != "none"
+    w.run_button.click()
+    assert w.wait(timeout=60) and not is_error(w), w.status.value
+    np.testing.assert_allclose(w.current_map(), engine.cam(rgb, cls, layer=NO_HEAD, method="gradcam", smooth="aug"),
+                               rtol=1e-5, atol=1e-6)
