@@ -79,8 +79,8 @@ def _label_strip(text: str, width: int, height: int) -> np.ndarray:
     font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, height // 22)
     scale = height / 36.0
     (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
-    if tw > width - 6:  # shrink to fit, then cut
-        scale = max(0.3, scale * (width - 6) / tw)
+    if tw > width - 6:  # shrink to fit (down to 60%: still readable), then cut
+        scale = max(0.6 * scale, scale * (width - 6) / tw)
         if cv2.getTextSize(text, font, scale, thick)[0][0] > width - 6:
             while len(text) > 1 and cv2.getTextSize(text + "..", font, scale, thick)[0][0] > width - 6:
                 text = text[:-1]
