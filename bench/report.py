@@ -14,7 +14,7 @@ from typing import Any
 from . import common
 from .common import fmt_ms
 
-NAMES = ("kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch")
+NAMES = ("kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch", "trust")
 CASE_LABELS = {
     "seed": "seed path (forward + Python loop + matplotlib PNG)",
     "alpha": "alpha change",
@@ -216,6 +216,11 @@ def _summary(res: dict[str, Any]) -> list[str]:
                         _cmd(f),
                     )
                 )
+    tr = res.get("trust")
+    if tr:
+        from .trust import summary_rows  # the trust checks: rows live with their benchmark
+
+        rows += [(a, b_, c, _yes(met), _cmd(tr)) for a, b_, c, met in summary_rows(tr)]
     lines = [
         "## Targets at a glance",
         "",
@@ -1196,6 +1201,10 @@ def write_report(results_dir: Path, md: Path, png: Path, runs: list[dict[str, An
         from .batch import report_lines as batch_lines  # dataset jobs: the section lives with its benchmark
 
         lines += batch_lines(res["batch"])
+    if "trust" in res:
+        from .trust import report_lines as trust_lines
+
+        lines += trust_lines(res["trust"], _cmd(res["trust"]))
     plot(res, Path(png))
     md = Path(md)
     md.write_text("\n".join(lines).rstrip() + "\n")
