@@ -14,7 +14,7 @@ from typing import Any
 from . import common
 from .common import fmt_ms
 
-NAMES = ("kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit")
+NAMES = ("kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch")
 CASE_LABELS = {
     "seed": "seed path (forward + Python loop + matplotlib PNG)",
     "alpha": "alpha change",
@@ -419,7 +419,7 @@ def _round3(res: dict[str, Any], results_dir: Path) -> list[str]:
         "with `.cam-legend` and `.cam-status` inside): a class change, which changes both, sends the image and one "
         "caption message after it instead of two (3 messages per key with the control's echo, vs 4). And with "
         "Grad-CAM the worker computes the whole top-k in one batched gradient pass when Grad-CAM is first shown for "
-        "an (image, layer), so stepping through the top-k runs no network (tests/test_widget.py). \"Before\" is "
+        "an (image, layer), so stepping through the top-k runs no network (tests/ui/test_widget.py). \"Before\" is "
         f"the previous browser run (`bench/results/{BEFORE_CAPTION_DIR}/`, commit {commit}), \"after\" this one: "
         "different runs on a shared machine, so compare the **ratios** (each vs the floor of its own run).",
         "",
@@ -1192,6 +1192,10 @@ def write_report(results_dir: Path, md: Path, png: Path, runs: list[dict[str, An
         lines += _scaling(res["scaling"])
     if "refit" in res:
         lines += _refit(res["refit"])
+    if "batch" in res:
+        from .batch import report_lines as batch_lines  # dataset jobs: the section lives with its benchmark
+
+        lines += batch_lines(res["batch"])
     plot(res, Path(png))
     md = Path(md)
     md.write_text("\n".join(lines).rstrip() + "\n")

@@ -17,15 +17,22 @@ from typing import Any
 
 from .errors import (
     CAMError,
+    CancelledError,
     ClassIndexError,
     ImageError,
     ImageTooLargeError,
     LayerError,
+    MethodError,
     MissingPackageError,
     ModelError,
     NoCAMHeadError,
+    UninformativeMapWarning,
 )
 from .imaging import load_image
+
+# Eager, after the subpackage import: the package-level name ``methods`` is the FUNCTION (the registry),
+# shadowing the subpackage attribute (``from cam_widget.methods import base`` still works).
+from .methods import Method, is_uninformative, method, methods
 from .metrics.evaluate import evaluate, load_cases
 from .metrics.faithfulness import confidence_change, deletion_insertion, road
 from .metrics.localize import iou, localize, peak, pointing_game
@@ -43,7 +50,8 @@ _LAZY = {
     "imagenet_class_names": "classnames",
     "FitReport": "refit",
     "sample_images": "samples",
-    "CAMExplorer": "widget",
+    "CAMExplorer": "ui.panel",
+    "Gallery": "ui.gallery",
     "sanity_check": "metrics.sanity",
 }
 
@@ -51,16 +59,21 @@ __all__ = [
     "CAMEngine",
     "CAMError",
     "CAMExplorer",
+    "CancelledError",
     "ClassIndexError",
     "FitReport",
+    "Gallery",
     "Head",
     "ImageError",
     "ImageTooLargeError",
     "LayerError",
     "LayerInfo",
+    "Method",
+    "MethodError",
     "MissingPackageError",
     "ModelError",
     "NoCAMHeadError",
+    "UninformativeMapWarning",
     "confidence_change",
     "default_engine",
     "default_preprocess",
@@ -68,10 +81,13 @@ __all__ = [
     "evaluate",
     "imagenet_class_names",
     "iou",
+    "is_uninformative",
     "load_cases",
     "load_image",
     "load_model",
     "localize",
+    "method",
+    "methods",
     "overlay",
     "peak",
     "pointing_game",

@@ -1,15 +1,20 @@
-"""CAMEngine: forward passes, feature caches, exact CAM and Grad-CAM for any Keras classifier.
+"""CAMEngine: forward and gradient passes and byte-bounded caches of their results, for any Keras classifier.
 
 The engine wraps a built ``keras.Model`` (Functional or Sequential, nested backbones included),
-flattens it once (:mod:`cam_widget.keras_graph`) and answers questions about images:
+flattens it once (:mod:`cam_widget.keras_graph`) and computes the INGREDIENTS of class activation maps:
 
-* ``logits`` / ``predict`` - pre-softmax scores and probabilities;
-* ``cam`` - the raw class activation map ``sum_k w_k^c f_k(x, y)`` at a layer with a
-  GAP -> Dense head (the model's own or a refitted one), or Grad-CAM at any spatial layer.
+* ``logits`` / ``predict`` / ``top_k`` - pre-softmax scores and probabilities (cached);
+* ``features`` / ``features_many`` - a layer's activations ``A`` (cached);
+* ``gradients`` - ``d logit_c / d A`` for a set of (image, class) pairs in ONE batched pass (cached);
+* ``scores`` - an uncached batched forward pass over modified inputs (Score-CAM, faithfulness metrics);
+* ``channel_ablation_logits`` - logits with a layer's channels scaled (Ablation-CAM), on the cached
+  features through the rest of the network where the graph splits at the layer.
 
-One forward pass per (image, input size, layer) captures the logits and that layer's features;
-every later call, for any class, is a matrix-vector product on the cached features.  The cache
-is an LRU bounded in bytes.  The engine knows nothing about widgets or rendering.
+``cam(image, class_index, layer, method=..., **options)`` dispatches to :mod:`cam_widget.methods`, where
+every method is a small function of those ingredients; the engine knows no method's formula.  One forward
+pass per (image, input size, layer) captures the logits and that layer's features; one gradient pass per
+(image, layer) serves every gradient method for every class of that pass.  The cache is an LRU bounded in
+bytes.  The engine knows nothing about widgets or rendering.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import difflib
 import hashlib
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,14 +31,23 @@ from typing import Any
 import numpy as np
 
 from .cache import ByteLRU
-from .errors import CAMError, ClassIndexError, LayerError, NoCAMHeadError
+from .errors import CAMError, ClassIndexError, LayerError, NoCAMHeadError, check_cancel
 from .imaging import ImageSource, load_image, resize_to
-from .keras_graph import Head, LayerInfo, feature_model, find_head, trace_model
+from .keras_graph import (
+    Head,
+    LayerInfo,
+    channel_scaled_model,
+    feature_model,
+    find_head,
+    tail_model,
+    trace_model,
+)
+from .methods import method as lookup_method
+from .methods.base import Progress
+from .methods.base import run as run_method
 from .tf_import import keras
 
 __all__ = ["CAMEngine"]
-
-METHODS = ("cam", "gradcam")
 
 Preprocess = Callable[[np.ndarray], Any]
 
@@ -107,6 +122,7 @@ class CAMEngine:
                     "pass one name per output unit, in output order."
                 )
         self.class_names: list[str] = names
+        self._name_index = {n: i for i, n in reversed(list(enumerate(names)))}  # first index of a repeated name
         self._layers = self._trace.spatial()
         self._layer_map = {info.name: info for info in self._layers}
         head = find_head(self._trace)
@@ -115,10 +131,14 @@ class CAMEngine:
         self._cache = ByteLRU(cache_bytes)
         self._lock = threading.RLock()
         self._forward_fns: dict[tuple[str, ...], Callable[[np.ndarray], list[np.ndarray]]] = {}
-        self._gradcam_fns: dict[str, Callable[[np.ndarray, np.ndarray], tuple]] = {}
+        self._gradient_fns: dict[str, Callable[[np.ndarray, np.ndarray], tuple]] = {}
+        self._tail_fns: dict[str, Callable[..., Any] | None] = {}
+        self._scaled_fns: dict[str, Callable[..., Any]] = {}
         self._feature_models: dict[tuple[str, ...], keras.Model] = {}
         self._keys: dict[int, tuple[weakref.ref, str]] = {}
-        self._counts = {"hits": 0, "misses": 0, "forward_passes": 0, "gradient_passes": 0}
+        self._counts = {"hits": 0, "misses": 0, "forward_passes": 0, "gradient_passes": 0, "tail_passes": 0}
+        self._seconds_per_image: float | None = None
+        self._called: set[int] = set()  # compiled functions past their first (tracing) call
 
     # ------------------------------------------------------------------ model facts
     @property
@@ -143,11 +163,19 @@ class CAMEngine:
 
     def layer(self, name: str | None = None) -> LayerInfo:
         """The :class:`LayerInfo` for ``name`` (default: the CAM layer, else the last spatial layer)."""
-        return self._layer_map[self._resolve_layer(name, "gradcam")]
+        return self._layer_map[self._resolve_layer(name, False)]
 
     def heads(self) -> dict[str, Head]:
         """Layers with an exact-CAM head (the model's own, plus any refitted ones)."""
         return dict(self._heads)
+
+    def head(self, layer: str | None = None) -> Head:
+        """The GAP head at ``layer`` (default: the CAM layer); :class:`NoCAMHeadError` when there is none."""
+        name = self._resolve_layer(layer, True)
+        head = self._heads.get(name)
+        if head is None:
+            raise NoCAMHeadError(self._no_head_message(name))
+        return head
 
     def has_cam(self, layer: str) -> bool:
         """Whether exact CAM (``method="cam"``) is available at ``layer``."""
@@ -156,7 +184,7 @@ class CAMEngine:
     def register_head(self, layer: str, weights: np.ndarray, bias: np.ndarray, kind: str = "refit") -> Head:
         """Attach a linear GAP head ``(weights (k, classes), bias (classes,))`` to ``layer``,
         making exact CAM available there.  The model's own head cannot be replaced."""
-        name = self._resolve_layer(layer, "gradcam")
+        name = self._resolve_layer(layer, False)
         if self._cam_layer == name:
             raise CAMError(f"Layer {name!r} already carries the model's own head; it cannot be replaced.")
         k = self._layer_map[name].shape[2]
@@ -328,10 +356,28 @@ class CAMEngine:
         step = batch_size if batch_size > 0 else len(rgbs)
         chunks = []
         for i in range(0, len(rgbs), step):
-            chunks.append(self._call_model(fn, np.stack([self._model_input(rgb) for rgb in rgbs[i : i + step]])))
+            chunks.append(self._timed(fn, np.stack([self._model_input(rgb) for rgb in rgbs[i : i + step]])))
             with self._lock:
                 self._counts["forward_passes"] += 1
         return [np.concatenate([c[j] for c in chunks]).astype(np.float32, copy=False) for j in range(len(chunks[0]))]
+
+    def _timed(self, fn: Callable[..., Any], x: np.ndarray, *args: Any) -> Any:
+        """``fn(x, *args)``, timing full forward passes per image (the first, tracing, call of a function
+        is not timed) for :meth:`seconds_per_image`."""
+        t0 = time.perf_counter()
+        out = self._call_model(fn, x, *args)
+        if id(fn) in self._called:
+            spi = (time.perf_counter() - t0) / max(1, len(x))
+            old = self._seconds_per_image
+            self._seconds_per_image = spi if old is None else 0.7 * old + 0.3 * spi
+        else:
+            self._called.add(id(fn))
+        return out
+
+    def seconds_per_image(self) -> float | None:
+        """Measured seconds of one full forward pass per image in recent batched passes (``None`` before
+        any); the cost estimates of perturbation methods use it."""
+        return self._seconds_per_image
 
     def _call_model(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -349,7 +395,9 @@ class CAMEngine:
 
     def predict(self, image: ImageSource | list[ImageSource]) -> np.ndarray:
         """Class probabilities (the model's own softmax/sigmoid, or a softmax over raw logits)."""
-        lg = self.logits(image)
+        return self._probabilities(self.logits(image))
+
+    def _probabilities(self, lg: np.ndarray) -> np.ndarray:
         if self.probability == "sigmoid":
             return (1.0 / (1.0 + np.exp(-lg))).astype(np.float32)
         return _softmax(lg).astype(np.float32)
@@ -363,7 +411,7 @@ class CAMEngine:
     def features(self, image: ImageSource | list[ImageSource], layer: str | None = None) -> np.ndarray:
         """The feature map ``(h, w, k)`` of ``layer`` (default: the CAM layer), or ``(n, h, w, k)``."""
         images, single = _as_batch(image)
-        name = self._resolve_layer(layer, "gradcam")
+        name = self._resolve_layer(layer, False)
         feats = self._run(images, (name,))[2][name]
         return feats[0] if single else np.stack(feats)
 
@@ -375,7 +423,7 @@ class CAMEngine:
         With ``cache=True`` (default) this is at most one forward pass over the images that miss the
         cache, and the results are cached.  ``cache=False`` is for throw-away images (augmented
         crops): batches of ``batch_size``, nothing read from or written to the cache."""
-        names = tuple(dict.fromkeys(self._resolve_layer(n, "gradcam") for n in layers))
+        names = tuple(dict.fromkeys(self._resolve_layer(n, False) for n in layers))
         if cache:
             _, lg, feats = self._run(list(images), names)
             return lg, {n: np.stack(feats[n]) for n in names}
@@ -385,39 +433,209 @@ class CAMEngine:
         outs = self._forward([_as_rgb(im) for im in images], names, max(1, batch_size))
         return outs[0], dict(zip(names, outs[1:], strict=True))
 
+    # ------------------------------------------------------------------ ingredients
+    def gradients(
+        self,
+        image: ImageSource | list[ImageSource],
+        class_index: int | str | Sequence[int | str],
+        layer: str | None = None,
+    ) -> np.ndarray:
+        """``d logit_c / d A`` at ``layer`` (default: the CAM layer, else the last spatial layer), float32.
+
+        One image and one class: ``(h, w, k)``.  One image and a list of classes: ``(len(classes), h, w, k)``.
+        A list of images: one class for all or one per image, ``(n, h, w, k)``.  Every (image, class) pair
+        not cached yet is computed in ONE batched gradient pass (which also caches the image's logits and
+        features at ``layer``); cached pairs cost nothing."""
+        name = self._resolve_layer(layer, False)
+        if not isinstance(image, (list, tuple)) and isinstance(class_index, (list, tuple, np.ndarray)):
+            images = [image] * len(class_index)
+            if not images:
+                raise ClassIndexError("An empty list of classes was given; pass at least one class.")
+            grads = self._gradients([self.prepare(image)] * len(images), self._classes(class_index, len(images)), name)
+            return grads
+        images, single = _as_batch(image)
+        grads = self._gradients([self.prepare(im) for im in images], self._classes(class_index, len(images)), name)
+        return grads[0] if single else grads
+
+    def _gradients(self, prepared: list[tuple[str, np.ndarray]], classes: list[int], layer: str) -> np.ndarray:
+        sz = self.input_size
+        with self._lock:
+            out: list[np.ndarray | None] = [
+                self._cache.get(("gradients", key, sz, layer, c)) for (key, _), c in zip(prepared, classes, strict=True)
+            ]
+            todo = [i for i, g in enumerate(out) if g is None]
+            self._counts["hits"] += len(out) - len(todo)
+            self._counts["misses"] += len(todo)
+            if todo:
+                first: dict[tuple[str, int], int] = {}  # each distinct (image, class) once per pass
+                for i in todo:
+                    first.setdefault((prepared[i][0], classes[i]), i)
+                rows = list(first.values())
+                x = np.stack([self._model_input(prepared[i][1]) for i in rows])
+                cls = np.asarray([classes[i] for i in rows], np.int32)
+                logits, feats, grads = self._call_model(self._gradient_fn(layer), x, cls)
+                self._counts["gradient_passes"] += 1
+                fresh: dict[tuple[str, int], np.ndarray] = {}
+                for j, (pair, _) in enumerate(first.items()):
+                    key = pair[0]
+                    g = np.array(grads[j], np.float32)  # own arrays: the cache must not pin the whole batch
+                    self._cache.put(("gradients", key, sz, layer, pair[1]), g)
+                    self._cache.put(("logits", key, sz), np.array(logits[j], np.float32))
+                    self._cache.put(("features", key, sz, layer), np.array(feats[j], np.float32))
+                    fresh[pair] = g
+                for i in todo:
+                    out[i] = fresh[(prepared[i][0], classes[i])]
+        return np.stack(out)
+
+    def scores(
+        self,
+        batch: np.ndarray | Sequence[ImageSource],
+        class_index: int | str | Sequence[int | str] | None = None,
+        *,
+        output: str = "logits",
+        batch_size: int = 64,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> np.ndarray:
+        """An UNCACHED batched forward pass, for modified inputs (masked, perturbed, augmented).
+
+        ``batch``: a float array ``(n, h, w, c)`` of model inputs (as :meth:`model_input` makes them, e.g.
+        masked), or a list of images (each resized and preprocessed).  ``output``: ``"logits"`` or
+        ``"probability"``.  Returns ``(n, num_classes)``, or ``(n,)`` with ``class_index`` (one class for all
+        rows, or one per row).  Runs in batches of ``batch_size``; ``progress(done, total)`` after each,
+        :class:`cam_widget.errors.CancelledError` before the next when ``cancel`` is set."""
+        if output not in ("logits", "probability"):
+            raise CAMError(f"output must be 'logits' or 'probability'; got {output!r}.")
+        inputs = isinstance(batch, np.ndarray) and batch.ndim == 4 and batch.dtype.kind == "f"
+        if inputs:
+            want = (*self.input_size, self._channels)
+            if tuple(batch.shape[1:]) != want:
+                raise CAMError(f"Model inputs must have shape (n, {', '.join(map(str, want))}); got {batch.shape}.")
+        else:
+            batch = list(batch)
+        n = len(batch)
+        if n == 0:
+            raise CAMError("scores() needs at least one input.")
+        fn = self._forward_fn(())
+        step = max(1, int(batch_size))
+        chunks = []
+        for start in range(0, n, step):
+            check_cancel(cancel)
+            part = batch[start : start + step]
+            x = part.astype(np.float32, copy=False) if inputs else np.stack([self.model_input(im) for im in part])
+            chunks.append(self._timed(fn, x)[0])
+            with self._lock:
+                self._counts["forward_passes"] += 1
+            if progress is not None:
+                progress(min(n, start + step), n)
+        logits = np.concatenate(chunks).astype(np.float32, copy=False)
+        values = self._probabilities(logits) if output == "probability" else logits
+        if class_index is None:
+            return values
+        return values[np.arange(n), self._classes(class_index, n)]
+
+    def can_split(self, layer: str | None = None) -> bool:
+        """Whether the network splits at ``layer``: every path to the logits passes through it, so the rest
+        of the network can run on (modified) cached features alone.  False when a skip connection jumps
+        over the layer (e.g. inside a residual block)."""
+        name = self._resolve_layer(layer, False)
+        return self._tail_fn(name) is not None
+
+    def channel_ablation_logits(
+        self,
+        image: ImageSource,
+        layer: str | None,
+        scales: np.ndarray,
+        *,
+        batch_size: int = 64,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> np.ndarray:
+        """Logits ``(m, num_classes)`` with ``layer``'s features multiplied channel-wise by each row of
+        ``scales`` ``(m, k)`` (a 0 ablates a channel).  Where :meth:`can_split`, the cached features run
+        through the rest of the network only (counted in ``cache_info()["tail_passes"]``); elsewhere each row
+        is a full forward pass with the scaling applied at the layer.  Uncached; batched."""
+        name = self._resolve_layer(layer, False)
+        k = self._layer_map[name].shape[2]
+        scales = np.asarray(scales, np.float32)
+        if scales.ndim != 2 or scales.shape[1] != k or len(scales) == 0:
+            raise CAMError(f"scales must have shape (m, {k}) for layer {name!r}; got {scales.shape}.")
+        tail = self._tail_fn(name)
+        if tail is not None:
+            feats = self.features(image, name)
+        else:
+            x = self.model_input(image)
+            scaled = self._scaled_fn(name)
+        step = max(1, int(batch_size))
+        chunks = []
+        for start in range(0, len(scales), step):
+            check_cancel(cancel)
+            s = scales[start : start + step]
+            if tail is not None:
+                chunks.append(self._call_model(tail, feats[None] * s[:, None, None, :]))
+                counter = "tail_passes"
+            else:
+                chunks.append(self._timed(scaled, np.repeat(x[None], len(s), axis=0), s))
+                counter = "forward_passes"
+            with self._lock:
+                self._counts[counter] += 1
+            if progress is not None:
+                progress(min(len(scales), start + step), len(scales))
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
     # ------------------------------------------------------------------ maps
     def cam(
         self,
         image: ImageSource | list[ImageSource],
-        class_index: int | Sequence[int],
+        class_index: int | str | Sequence[int | str],
         layer: str | None = None,
         method: str = "cam",
+        *,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+        **options: Any,
     ) -> np.ndarray:
-        """The raw class activation map for ``class_index`` at ``layer``'s resolution (float32).
+        """The raw class activation map for ``class_index`` at ``layer``'s resolution (float32, no final ReLU,
+        no normalisation).
 
-        ``method="cam"``: exactly ``sum_k w_k^c f_k(x, y)`` with the head's weights (no bias, no
-        ReLU, no normalisation), so ``mean(cam) + bias[c] == logit[c]``.  Needs a GAP -> Dense head
-        at ``layer`` (default: :attr:`cam_layer`).
-        ``method="gradcam"``: ``sum_k alpha_k A_k`` with ``alpha_k`` the spatial mean of
-        ``d logit_c / d A_k`` (no ReLU), at any spatial layer (default: the CAM layer, else the
-        last spatial layer).
+        ``method``: any name of :func:`cam_widget.methods` (``"cam"``, ``"gradcam"``, ``"gradcam++"``,
+        ``"xgradcam"``, ``"hirescam"``, ``"layercam"``, ``"eigencam"``, ``"scorecam"``, ``"ablationcam"``);
+        ``options`` are the method's own (e.g. ``max_channels=`` for Score-CAM, ``variant=`` for Grad-CAM++)
+        plus ``smooth=None|"aug"|"eigen"`` for every method.  ``method="cam"`` is exactly
+        ``sum_k w_k^c f_k(x, y)`` with the head's weights, so ``mean(cam) + bias[c] == logit[c]``; it needs a
+        GAP -> Dense head at ``layer`` (default: :attr:`cam_layer`).  The others work at any spatial layer
+        (default: the CAM layer, else the last spatial layer).
 
-        A list of images gives an ``(n, h, w)`` array from one forward pass; ``class_index`` may then
-        be one int for all or one per image.
+        ``class_index``: an int or a class name (exact, else a unique case-insensitive prefix).  A list of
+        images gives ``(n, h, w)`` from one forward (or gradient) pass; ``class_index`` may then be one for
+        all or one per image.  Long methods call ``progress(done, total)`` and stop with
+        :class:`cam_widget.errors.CancelledError` when ``cancel`` (a ``threading.Event``) is set.
+        Expensive methods' maps are cached per (image, layer, class, options).
         """
-        if method not in METHODS:
-            raise CAMError(f"method must be one of {METHODS}; got {method!r}.")
+        m = lookup_method(method)
+        m.check_options(options)
         images, single = _as_batch(image)
         classes = self._classes(class_index, len(images))
-        name = self._resolve_layer(layer, method)
-        if method == "cam":
-            head = self._heads.get(name)
-            if head is None:
-                raise NoCAMHeadError(self._no_head_message(name))
-            feats = self._run(images, (name,))[2][name]
-            maps = np.stack([f @ head.weights[:, c] for f, c in zip(feats, classes, strict=False)]).astype(np.float32)
+        name = self._resolve_layer(layer, m.needs_head)
+        if m.needs_head:
+            self.head(name)
+        prepared = [self.prepare(im) for im in images]
+        rgbs = [rgb for _, rgb in prepared]
+        if not (m.expensive or options.get("smooth") == "aug"):
+            maps = run_method(self, m, rgbs, classes, name, options, progress, cancel)
         else:
-            maps = self._gradcam(images, classes, name)
+            opts = tuple(sorted((k, repr(v)) for k, v in {**dict(m.defaults), **options}.items()))
+            keys = [("map", m.name, opts, key, self.input_size, name, c) for (key, _), c in zip(prepared, classes, strict=True)]
+            out: list[Any] = [self._cache.get(k) for k in keys]
+            todo = [i for i, o in enumerate(out) if o is None]
+            if todo:
+                fresh = run_method(
+                    self, m, [rgbs[i] for i in todo], [classes[i] for i in todo], name, options, progress, cancel
+                )
+                for j, i in enumerate(todo):
+                    out[i] = np.array(fresh[j], np.float32)
+                    self._cache.put(keys[i], out[i])
+            maps = np.stack(out)
         return maps[0] if single else maps
 
     def _no_head_message(self, layer: str) -> str:
@@ -426,75 +644,97 @@ class CAMEngine:
         else:
             where = f"Layer {layer!r} has no GAP -> Dense head (the model's own is on {self._cam_layer!r})"
         return (
-            f"{where}, so exact CAM is not defined there. Use method='gradcam' (works at any spatial layer), "
-            f"or fit a head first with engine.refit_head({layer!r}, images)."
+            f"{where}, so exact CAM is not defined there. Use method='gradcam' (or any other method of "
+            f"cam_widget.methods(); they work at any spatial layer), or fit a head first with "
+            f"engine.refit_head({layer!r}, images)."
         )
 
-    def _gradcam(self, images: list[ImageSource], classes: list[int], layer: str) -> np.ndarray:
-        if keras.backend.backend() != "tensorflow":
-            raise CAMError(
-                f"Grad-CAM needs the TensorFlow backend; Keras is running on {keras.backend.backend()!r}. "
-                "Set KERAS_BACKEND=tensorflow before importing keras."
-            )
-        prepared = [self.prepare(im) for im in images]
-        sz = self.input_size
-        out: list[np.ndarray | None] = []
-        with self._lock:
-            for (key, _), c in zip(prepared, classes, strict=False):
-                out.append(self._cache.get(("gradcam", key, sz, layer, c)))
-            todo = [i for i, m in enumerate(out) if m is None]
-            self._counts["hits"] += len(images) - len(todo)
-            self._counts["misses"] += len(todo)
-            if todo:
-                x = np.stack([self._model_input(prepared[i][1]) for i in todo])
-                cls = np.asarray([classes[i] for i in todo], np.int32)
-                logits, feats, maps = self._call_model(self._gradcam_fn(layer), x, cls)
-                self._counts["gradient_passes"] += 1
-                for j, i in enumerate(todo):
-                    key = prepared[i][0]
-                    m = np.array(maps[j], np.float32)
-                    self._cache.put(("gradcam", key, sz, layer, classes[i]), m)
-                    self._cache.put(("logits", key, sz), np.array(logits[j], np.float32))
-                    self._cache.put(("features", key, sz, layer), np.array(feats[j], np.float32))
-                    out[i] = m
-        return np.stack(out)
-
     def _feature_model(self, layers: tuple[str, ...]) -> keras.Model:
-        """One ``keras.Model`` per layer set, shared by the forward and the Grad-CAM functions."""
+        """One ``keras.Model`` per layer set, shared by the forward and the gradient functions."""
         model = self._feature_models.get(layers)
         if model is None:
             model = self._feature_models[layers] = feature_model(self._trace, list(layers))
         return model
 
-    def _gradcam_fn(self, layer: str) -> Callable[[np.ndarray, np.ndarray], tuple]:
-        fn = self._gradcam_fns.get(layer)
+    def _require_tensorflow(self, what: str) -> None:
+        if keras.backend.backend() != "tensorflow":
+            raise CAMError(
+                f"{what} needs the TensorFlow backend; Keras is running on {keras.backend.backend()!r}. "
+                "Set KERAS_BACKEND=tensorflow before importing keras."
+            )
+
+    def _input_spec(self) -> Any:
+        import tensorflow as tf
+
+        return tf.TensorSpec((None, *self.input_size, self._channels), tf.float32)
+
+    def _gradient_fn(self, layer: str) -> Callable[[np.ndarray, np.ndarray], tuple]:
+        fn = self._gradient_fns.get(layer)
         if fn is None:
+            self._require_tensorflow("Gradients (the gradient-family methods)")
             import tensorflow as tf
 
             model = self._feature_model((layer,))
-            spec = tf.TensorSpec((None, *self.input_size, self._channels), tf.float32)
 
-            @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)])
+            @tf.function(input_signature=[self._input_spec(), tf.TensorSpec((None,), tf.int32)])
             def compiled(x: Any, cls: Any) -> tuple:
                 with tf.GradientTape() as tape:
                     logits, feats = model(x, training=False)
                     chosen = tf.gather(logits, cls, axis=1, batch_dims=1)
-                grads = tape.gradient(chosen, feats)
-                alpha = tf.reduce_mean(grads, axis=[1, 2])
-                return logits, feats, tf.einsum("bhwk,bk->bhw", feats, alpha)
+                # each row's logit depends on its own row only, so one gradient of the sum is per-row exact
+                grads = tape.gradient(chosen, feats, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                return logits, feats, grads
 
             def fn(x: np.ndarray, cls: np.ndarray) -> tuple:
                 return tuple(np.asarray(t) for t in compiled(x, cls))
 
-            self._gradcam_fns[layer] = fn
+            self._gradient_fns[layer] = fn
+        return fn
+
+    def _tail_fn(self, layer: str) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The compiled rest of the network from ``layer``'s features to the logits, or ``None`` where the
+        graph does not split at ``layer``."""
+        if layer not in self._tail_fns:
+            tail = tail_model(self._trace, layer)
+            fn = None
+            if tail is not None:
+                self._require_tensorflow("Running the network from a layer")
+                import tensorflow as tf
+
+                spec = tf.TensorSpec((None, *self._layer_map[layer].shape), tf.float32)
+                compiled = tf.function(lambda f: tail(f, training=False), input_signature=[spec])
+
+                def fn(f: np.ndarray) -> np.ndarray:
+                    return np.asarray(compiled(f))
+
+            self._tail_fns[layer] = fn
+        return self._tail_fns[layer]
+
+    def _scaled_fn(self, layer: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        fn = self._scaled_fns.get(layer)
+        if fn is None:
+            self._require_tensorflow("Channel ablation")
+            import tensorflow as tf
+
+            model = channel_scaled_model(self._model, self.input_size, layer)
+            k = self._layer_map[layer].shape[2]
+            compiled = tf.function(
+                lambda x, s: model([x, s], training=False),
+                input_signature=[self._input_spec(), tf.TensorSpec((None, k), tf.float32)],
+            )
+
+            def fn(x: np.ndarray, s: np.ndarray) -> np.ndarray:
+                return np.asarray(compiled(x, s))
+
+            self._scaled_fns[layer] = fn
         return fn
 
     # ------------------------------------------------------------------ validation
-    def _resolve_layer(self, layer: str | None, method: str) -> str:
+    def _resolve_layer(self, layer: str | None, needs_head: bool) -> str:
         if layer is None:
             if self._cam_layer is not None:
                 return self._cam_layer
-            if method == "cam":
+            if needs_head:
                 raise NoCAMHeadError(self._no_head_message(self._layers[-1].name))
             return self._layers[-1].name
         if not isinstance(layer, str):
@@ -515,28 +755,54 @@ class CAMEngine:
             f"model as a prefix, e.g. {self._layers[-1].name!r}; see engine.layers().{hint}"
         )
 
-    def _classes(self, class_index: int | Sequence[int], n: int) -> list[int]:
-        if isinstance(class_index, (int, np.integer)) and not isinstance(class_index, bool):
-            classes = [int(class_index)] * n
-        elif isinstance(class_index, (list, tuple, np.ndarray)) and len(class_index) == n:
-            classes = [int(c) for c in class_index]
-        else:
-            raise ClassIndexError(
-                f"class_index must be an int (or one int per image); got {class_index!r}. "
-                "Find indices with engine.top_k(image) or engine.class_names.index(name)."
-            )
-        for c in classes:
+    def class_index(self, name: int | str) -> int:
+        """The index of a class given by index or by name: the exact name, else a unique case-insensitive
+        prefix (``"tabby"`` -> ``"tabby cat"``).  :class:`ClassIndexError` with the closest names otherwise."""
+        if isinstance(name, (int, np.integer)) and not isinstance(name, bool):
+            c = int(name)
             if not 0 <= c < self.num_classes:
                 raise ClassIndexError(
                     f"class_index {c} is out of range: the model has {self.num_classes} classes "
                     f"(0..{self.num_classes - 1})."
                 )
-        return classes
+            return c
+        if not isinstance(name, str):
+            raise ClassIndexError(
+                f"A class is an int index or a class name (str); got {name!r}. "
+                "Find classes with engine.top_k(image) or engine.class_names."
+            )
+        if name in self._name_index:
+            return self._name_index[name]
+        low = name.strip().lower()
+        hits = [i for i, n in enumerate(self.class_names) if n.lower().startswith(low)] if low else []
+        exact = [i for i in hits if self.class_names[i].lower() == low]
+        if len(exact) == 1 or len(hits) == 1:
+            return (exact or hits)[0]
+        if len(hits) > 1:
+            shown = ", ".join(repr(self.class_names[i]) for i in hits[:5])
+            raise ClassIndexError(f"Class name {name!r} is ambiguous: it starts {len(hits)} class names ({shown}...).")
+        close = difflib.get_close_matches(name, self.class_names, n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ClassIndexError(
+            f"No class named {name!r} (or starting so) among the model's {self.num_classes} classes.{hint} "
+            "See engine.class_names or engine.top_k(image)."
+        )
+
+    def _classes(self, class_index: int | str | Sequence[int | str], n: int) -> list[int]:
+        if isinstance(class_index, (int, np.integer, str)) and not isinstance(class_index, bool):
+            return [self.class_index(class_index)] * n
+        if isinstance(class_index, (list, tuple, np.ndarray)) and len(class_index) == n:
+            return [self.class_index(c.item() if isinstance(c, np.generic) else c) for c in class_index]
+        raise ClassIndexError(
+            f"class_index must be an int or a class name (or one per image); got {class_index!r}. "
+            "Find classes with engine.top_k(image) or engine.class_names."
+        )
 
     # ------------------------------------------------------------------ cache
     def cache_info(self) -> dict[str, int]:
-        """Cache counters: ``hits``/``misses`` (lookups served from cache / needing the network),
-        ``forward_passes``, ``gradient_passes``, ``bytes``, ``entries``, ``max_bytes``, ``evictions``."""
+        """Cache counters: ``hits``/``misses`` (feature/logit/gradient lookups served from cache / needing the
+        network), ``forward_passes`` (full, batched), ``gradient_passes``, ``tail_passes`` (the network run from
+        a layer on cached features), ``bytes``, ``entries``, ``max_bytes``, ``evictions``."""
         info = self._cache.info()
         return {**self._counts, **{k: info[k] for k in ("bytes", "entries", "max_bytes", "evictions")}}
 

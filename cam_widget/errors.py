@@ -6,15 +6,21 @@ Every error names the problem and the fix.  They subclass the built-in ``ValueEr
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CAMError",
+    "CancelledError",
     "ClassIndexError",
     "ImageError",
     "ImageTooLargeError",
     "LayerError",
+    "MethodError",
     "MissingPackageError",
     "ModelError",
     "NoCAMHeadError",
+    "UninformativeMapWarning",
+    "check_cancel",
 ]
 
 
@@ -47,6 +53,27 @@ class NoCAMHeadError(CAMError):
 
 class ClassIndexError(CAMError, IndexError):
     """A class index is outside ``0 .. num_classes - 1``."""
+
+
+class MethodError(CAMError):
+    """An unknown CAM method, an option the method does not take, or an option value it cannot use."""
+
+
+class CancelledError(CAMError):
+    """A long computation (Score-CAM, Ablation-CAM, aug smoothing) was cancelled through its ``cancel``
+    event.  Nothing half-computed is cached; the engine stays usable."""
+
+
+class UninformativeMapWarning(UserWarning):
+    """A map came out constant (typically all zero): e.g. the gradients at the layer are all zero (a dead
+    ReLU) or non-finite.  The map is still returned (zeros where values were not finite); see
+    :func:`cam_widget.methods.is_uninformative`."""
+
+
+def check_cancel(cancel: Any) -> None:
+    """Raise :class:`CancelledError` when ``cancel`` (a ``threading.Event`` or ``None``) is set."""
+    if cancel is not None and cancel.is_set():
+        raise CancelledError("Cancelled: the computation was stopped by its cancel event; nothing was cached.")
 
 
 class MissingPackageError(CAMError, ImportError):

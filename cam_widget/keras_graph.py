@@ -14,6 +14,7 @@ Nothing here knows about widgets, images or rendering.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 from .errors import ModelError
 from .tf_import import keras
 
-__all__ = ["Call", "Head", "LayerInfo", "Trace", "find_head", "trace_model"]
+__all__ = ["Call", "Head", "LayerInfo", "Trace", "channel_scaled_model", "find_head", "tail_model", "trace_model"]
 
 # Layers that pass their input through unchanged at inference (or only change its shape).
 _TRANSPARENT = (
@@ -127,9 +128,10 @@ def _pre_activation(layer: Any, x: Any) -> Any:
 
 
 class _Tracer:
-    def __init__(self) -> None:
+    def __init__(self, hook: Callable[[str, Any], Any] | None = None) -> None:
         self.calls: list[Call] = []
         self.by_name: dict[str, Call] = {}
+        self.hook = hook  # (unique call name, outputs) -> outputs used downstream
 
     def _unique(self, name: str) -> str:
         if name not in self.by_name:
@@ -172,7 +174,7 @@ class _Tracer:
         call = Call(self._unique(name), op, flat_in, flat_out)
         self.calls.append(call)
         self.by_name[call.name] = call
-        return outputs
+        return outputs if self.hook is None else self.hook(call.name, outputs)
 
 
 def _input_spec(model: Any, input_size: tuple[int, int] | None) -> tuple[tuple[int, int], int]:
@@ -227,9 +229,12 @@ def trace_model(model: Any, input_size: tuple[int, int] | None = None) -> Trace:
             "inspected. Rebuild it with the Functional API (keras.Input -> layers -> keras.Model) or "
             "keras.Sequential; a subclassed *layer* inside a functional model is fine."
         )
+    return _trace(model, input_size, _Tracer())
+
+
+def _trace(model: Any, input_size: tuple[int, int] | None, tracer: _Tracer) -> Trace:
     size, channels = _input_spec(model, input_size)
     inp = keras.Input(shape=(size[0], size[1], channels), name="cam_input")
-    tracer = _Tracer()
     try:
         out = tracer.run(model, inp, "")
     except ModelError:
@@ -391,3 +396,35 @@ def feature_model(trace: Trace, layers: list[str]) -> keras.Model:
     """A model on the trace's input returning ``[logits, *features_of(layers)]``."""
     outputs = [trace.logits] + [trace.by_name[name].outputs[0] for name in layers]
     return keras.Model(trace.input, outputs, name="cam_features")
+
+
+def tail_model(trace: Trace, layer: str) -> keras.Model | None:
+    """A model from ``layer``'s output (its own input, shape ``(h, w, k)``) to the logits, or ``None`` when
+    the graph does not split there: some path to the logits bypasses the layer (a skip connection over it).
+
+    Nested models are no obstacle: the trace is flat, so the tail runs the remaining layers of every nested
+    backbone and the head.  The layers (and weights) are the user's, shared."""
+    start = trace.by_name[layer].outputs[0]
+    try:
+        return keras.Model(start, trace.logits, name="cam_tail")
+    except ValueError:  # Keras: "Output ... is not connected to `inputs`"
+        return None
+
+
+def channel_scaled_model(model: Any, input_size: tuple[int, int] | None, layer: str) -> keras.Model:
+    """``model`` re-traced with ``layer``'s output multiplied channel-wise by a second input of shape ``(k,)``:
+    ``[image, scale] -> logits``.  Works at any layer, skip connections included (a full forward pass per
+    row); :func:`tail_model` is the cheaper way where the graph splits."""
+    scale: list[Any] = []
+
+    def hook(name: str, outputs: Any) -> Any:
+        if name != layer:
+            return outputs
+        k = int(outputs.shape[-1])
+        scale.append(keras.Input((k,), name="cam_channel_scale"))
+        return outputs * keras.ops.reshape(scale[0], (-1, 1, 1, k))
+
+    trace = _trace(model, input_size, _Tracer(hook))
+    if not scale:
+        raise ModelError(f"Layer {layer!r} was not found when re-tracing model {model.name!r}.")
+    return keras.Model([trace.input, scale[0]], trace.logits, name="cam_channel_scaled")

@@ -587,14 +587,15 @@ PAGE_JS = r"""
       }
     }
     if (!J.recording) return;
-    let method = null;
+    let method = null, comm_id = null;
     if (type === 'comm_msg') {
       let c = f.content;
       if (!c && f.contentText) { try { c = JSON.parse(f.contentText); } catch (e) { c = null; } }
       method = c && c.data ? c.data.method : null;
+      comm_id = c ? c.comm_id || null : null;
     }
     J.wsLog.push({dir, t, channel: f.channel, msg_type: type, msg_id: h.msg_id, date: h.date || null,
-                  parent_id: (f.parent || {}).msg_id || null, method, nbuffers: f.nbuffers, size: f.size});
+                  parent_id: (f.parent || {}).msg_id || null, method, comm_id, nbuffers: f.nbuffers, size: f.size});
   }
 
   const Orig = window.WebSocket;
@@ -636,14 +637,18 @@ PAGE_JS = r"""
                               st.target = J.describe(e.target); }
     };
     window.addEventListener('keydown', onKey, true);
+    // An <img> is painted when its new src is decoded; a <canvas> (cam-widget's canvas view) bumps its
+    // data-frame attribute right after putImageData, so it counts as decoded at once.
+    const isImg = img.tagName === 'IMG';
+    const attr = isImg ? 'src' : 'data-frame';
     const obs = new MutationObserver((recs) => {
       for (const r of recs) {
-        if (r.attributeName !== 'src') continue;
-        const ch = {tMut: now(), src: (img.getAttribute('src') || '').slice(0, 80), superseded: false};
+        if (r.attributeName !== attr) continue;
+        const ch = {tMut: now(), src: (img.getAttribute(attr) || '').slice(0, 80), superseded: false};
         if (st.lastChange) st.lastChange.superseded = true;
         st.changes.push(ch);
         st.lastChange = ch;
-        img.decode().then(() => {
+        (isImg ? img.decode() : Promise.resolve()).then(() => {
           ch.tDecoded = now();
           requestAnimationFrame((ts) => {
             ch.tRaf = now();
@@ -655,7 +660,7 @@ PAGE_JS = r"""
         }, (err) => { ch.decodeError = String(err); });
       }
     });
-    obs.observe(img, {attributes: true, attributeFilter: ['src']});
+    obs.observe(img, {attributes: true, attributeFilter: [attr]});
     st.dispose = () => { window.removeEventListener('keydown', onKey, true); obs.disconnect(); };
     J.probe = st;
     J.wsLog = [];

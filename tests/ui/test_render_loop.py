@@ -1,4 +1,4 @@
-"""The coalescing render loop (cam_widget/render_loop.py): newest-only rendering, ordered jobs, errors, close."""
+"""The coalescing render loop (cam_widget/ui/render_loop.py): newest-only rendering, ordered jobs, errors, close."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from cam_widget.render_loop import RenderLoop
+from cam_widget.ui.render_loop import RenderLoop
 
 
 def test_a_burst_of_requests_is_coalesced_and_the_newest_generation_is_rendered():

@@ -11,7 +11,6 @@ import base64
 import re
 import threading
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 import cv2
@@ -23,127 +22,26 @@ from traitlets import TraitError
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from cam_widget import CAMEngine, render  # noqa: E402
+from cam_widget import render  # noqa: E402
 from cam_widget.imaging import resize_to  # noqa: E402
 from cam_widget.refit import FitReport  # noqa: E402
-from cam_widget.samples import sample_image  # noqa: E402
-from cam_widget.widget import CAMExplorer  # noqa: E402
+from cam_widget.ui.panel import CAMExplorer  # noqa: E402
 
-CLASS_NAMES = ["zebra", "apple", "kettle", "Mango", "banana", "yak", "cello", "drum", "ibis", "otter"]
-CAM_LAYER = "backbone/c3"  # 8 x 8, under GAP -> Dense
-NO_HEAD = "backbone/c2"  # 16 x 16, no head
-SPARE = "backbone/c1"  # 32 x 32, used for registered ("refit") heads
-NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
-SMALL = 200  # display size of most tests; they ask for PNG frames up to it (lossless: exact colour checks)
-
-# A switch inside the model: when on, every forward pass raises (a model error at run time).
-TRIPWIRE = {"on": False}
-
-
-class Tripwire(keras.layers.Layer):
-    def call(self, x: Any) -> Any:
-        def check(v: np.ndarray) -> np.ndarray:
-            if TRIPWIRE["on"]:
-                raise RuntimeError("tripwire: the model failed on purpose")
-            return v
-
-        y = tf.numpy_function(check, [x], tf.float32, stateful=True)
-        return tf.ensure_shape(y, x.shape)
-
-    def compute_output_shape(self, shape: Any) -> Any:
-        return shape
-
-
-def build_model() -> keras.Model:
-    keras.utils.set_random_seed(7)
-    inp = keras.Input((64, 64, 3))
-    x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inp)
-    x = Tripwire(name="tripwire")(x)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c1")(x)
-    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="c2")(x)
-    x = keras.layers.Conv2D(24, 3, strides=2, padding="same", activation="relu", name="c3")(x)
-    backbone = keras.Model(inp, x, name="backbone")
-    model = keras.Sequential(
-        [keras.Input((64, 64, 3)), backbone, keras.layers.GlobalAveragePooling2D(),
-         keras.layers.Dense(len(CLASS_NAMES), activation="softmax", name="head")],
-        name="nested",
-    )
-    rng = np.random.default_rng(0)
-    model.get_layer("head").set_weights(
-        [rng.normal(size=(24, len(CLASS_NAMES))).astype("float32"), rng.normal(size=len(CLASS_NAMES)).astype("float32")]
-    )
-    return model
-
-
-@pytest.fixture(scope="module")
-def engine() -> CAMEngine:
-    eng = CAMEngine(build_model(), class_names=CLASS_NAMES)
-    assert eng.cam_layer == CAM_LAYER
-    return eng
-
-
-@pytest.fixture(scope="module")
-def photos() -> dict[str, np.ndarray]:
-    return {"chelsea": sample_image("chelsea"), "coffee": sample_image("coffee")}
-
-
-_fresh_counter = [0]
-
-
-def fresh_photo(photos: dict[str, np.ndarray]) -> np.ndarray:
-    """A photo the engine has never seen (different content hash)."""
-    _fresh_counter[0] += 1
-    return np.ascontiguousarray(np.roll(photos["chelsea"], 7 * _fresh_counter[0], axis=1))
-
-
-@pytest.fixture
-def make(engine, photos):
-    made: list[CAMExplorer] = []
-
-    def _make(eng: Any = None, images: Any = None, **kw: Any) -> CAMExplorer:
-        kw.setdefault("display_size", SMALL)
-        kw.setdefault("png_max", SMALL)  # lossless frames for exact colour checks; the default is JPEG everywhere
-        w = CAMExplorer(eng or engine, photos if images is None else images, **kw)
-        made.append(w)
-        return w
-
-    yield _make
-    for w in made:
-        w.close()
-
-
-class Proxy:
-    """An engine look-alike that delegates to a real engine; subclasses override pieces."""
-
-    def __init__(self, engine: CAMEngine) -> None:
-        self._engine = engine
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "refit_head":
-            raise AttributeError(name)
-        return getattr(self._engine, name)
-
-
-def decode(data: bytes) -> np.ndarray:
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    assert bgr is not None, "frame does not decode"
-    return bgr[..., ::-1]
-
-
-def expected_frame(w: CAMExplorer, engine: CAMEngine, rgb: np.ndarray, cls: int, layer: str, method: str,
-                   alpha: float, cmap: str) -> np.ndarray:
-    display = resize_to(rgb, render.fit_within(rgb.shape, w.display_size))
-    cam = engine.cam(rgb, cls, layer=layer, method=method)
-    return render.blend(display, render.to_index(cam, display.shape[:2]), cmap, alpha)
-
-
-def counters(engine: CAMEngine) -> tuple[int, int, int]:
-    info = engine.cache_info()
-    return info["misses"], info["forward_passes"], info["gradient_passes"]
-
-
-def is_error(w: CAMExplorer) -> bool:
-    return "cam-error" in w.status.value
+from .helpers import (  # noqa: E402
+    CAM_LAYER,
+    CLASS_NAMES,
+    NO_HEAD,
+    NOW,
+    SMALL,
+    SPARE,
+    TRIPWIRE,
+    Proxy,
+    counters,
+    decode,
+    expected_frame,
+    fresh_photo,
+    is_error,
+)
 
 
 # ------------------------------------------------------------------------------------------------ structure
@@ -309,8 +207,11 @@ def test_live_frames_are_jpeg_at_every_size_by_default_save_and_fallback_png(eng
         np.testing.assert_array_equal(decode(png), w.overlay_rgb)  # the fallback is lossless
         saved = w.save(tmp_path / "o.png").read_bytes()
         assert saved[:8] == b"\x89PNG\r\n\x1a\n" and decode(saved).shape == photos["chelsea"].shape
-        w.layer_control.value = NO_HEAD
-        w.method_control.value = "cam"  # an error frame (the photo alone) is JPEG too
+        TRIPWIRE["on"] = True
+        try:
+            w.add_image(fresh_photo(photos), name="new")  # an error frame (the photo alone) is JPEG too
+        finally:
+            TRIPWIRE["on"] = False
         assert is_error(w) and w.image_widget.format == "jpeg"
     finally:
         w.close()
@@ -322,7 +223,7 @@ def legend_bar(w: CAMExplorer) -> np.ndarray:
     return decode(base64.b64decode(m.group(1)))
 
 
-def test_legend_shows_the_value_range_and_the_colormap(make, engine):
+def test_legend_shows_the_value_range_and_the_colormap(make, engine, photos):
     w = make(colormap="jet")
     cam = w.current_map()
     lo, hi = float(cam.min()), float(cam.max())
@@ -334,8 +235,11 @@ def test_legend_shows_the_value_range_and_the_colormap(make, engine):
     np.testing.assert_array_equal(legend_bar(w)[0, 0], render.colormap_lut("jet")[0])
     w.colormap_control.value = "viridis"
     np.testing.assert_array_equal(legend_bar(w)[0, -1], render.colormap_lut("viridis")[255])
-    w.layer_control.value = NO_HEAD
-    w.method_control.value = "cam"
+    TRIPWIRE["on"] = True
+    try:
+        w.add_image(fresh_photo(photos), name="new")
+    finally:
+        TRIPWIRE["on"] = False
     assert is_error(w) and "no map" in w.legend.value
 
 
@@ -464,17 +368,24 @@ def test_gradcam_class_change_runs_one_gradient_pass_then_cached(make, engine, p
 
 
 # ------------------------------------------------------------------------------------------------ errors
-def test_cam_at_a_layer_without_head_is_explained_and_panel_recovers(make, engine, photos):
+def test_cam_at_a_layer_without_head_falls_back_to_gradcam_and_says_so(make, engine, photos):
     w = make()
-    before = w.overlay_bytes
+    assert w.method_control.value == "cam"
     w.layer_control.value = NO_HEAD
-    assert is_error(w) and "NoCAMHeadError" in w.status.value and "Grad-CAM" in w.status.value
-    assert w.current_map() is None
-    display = resize_to(photos["chelsea"], render.fit_within(photos["chelsea"].shape, SMALL))
-    np.testing.assert_array_equal(decode(w.overlay_bytes), display)  # the photo, no stale heat map
-    assert w.overlay_bytes != before
-    w.method_control.value = "gradcam"
-    assert not is_error(w) and w.current_map().shape == (16, 16)
+    assert not is_error(w), w.status.value
+    # the method control keeps the user's choice; the status line names the fall-back and the exact way out
+    assert w.method_control.value == "cam" and w.state["method"] == "cam"
+    assert "Grad-CAM (fall-back for CAM)" in w.status.value and "no GAP" in w.status.value
+    assert "Refit CAM head here" in w.status.value and w.refit_button.layout.display != "none"
+    rgb = photos["chelsea"]
+    cls = w.class_control.value
+    np.testing.assert_array_equal(w.current_map(), engine.cam(rgb, cls, layer=NO_HEAD, method="gradcam"))
+    np.testing.assert_array_equal(
+        decode(w.overlay_bytes), expected_frame(w, engine, rgb, cls, NO_HEAD, "gradcam", 0.5, "jet"))
+    with pytest.raises(Exception, match="no GAP"):
+        engine.cam(rgb, cls, layer=NO_HEAD)  # the engine itself still refuses exact CAM there
+    w.layer_control.value = CAM_LAYER  # back at the head: exact CAM again
+    assert "CAM (exact)" in w.status.value and "fall-back" not in w.status.value
     with pytest.raises(TraitError):
         w.layer_control.value = "no such layer"  # the Dropdown itself refuses unknown values
 
@@ -570,8 +481,8 @@ def test_sync_burst_of_500_events_ends_on_the_last_state(make, engine, photos):
 def test_threaded_burst_is_coalesced_and_ends_on_the_final_frame(make, engine, photos):
     w = make(threaded=True, png_max=0)
     published: list[int] = []
-    w.image_widget.observe(lambda ch: published.append(w._published), "value")
-    renders_before = w._loop.generation
+    w.image_widget.observe(lambda ch: published.append(w._screen.published), "value")
+    renders_before = w._screen.loop.generation
     top = engine.top_k(photos["chelsea"], 3)
 
     def drag() -> None:
@@ -594,7 +505,7 @@ def test_threaded_burst_is_coalesced_and_ends_on_the_final_frame(make, engine, p
     want = expected_frame(w, engine, photos["chelsea"], top[2][0], CAM_LAYER, "cam", 0.37, "turbo")
     assert w.overlay_bytes == render.encode(want, "jpeg", w.jpeg_quality)
     assert published == sorted(published) and len(set(published)) == len(published)  # never backwards
-    requests = w._loop.generation - renders_before
+    requests = w._screen.loop.generation - renders_before
     assert requests >= 500 and len(published) < requests  # intermediate requests were dropped
 
 
@@ -613,12 +524,12 @@ def test_a_slow_stale_render_never_overwrites_a_newer_frame(make, engine, photos
     fast_class = (slow_class + 1) % len(CLASS_NAMES)
     w.class_control.value = slow_class  # the worker starts a 0.6 s render
     time.sleep(0.1)
-    with w._quiet():
+    with w._screen.quiet():
         w.class_control.value = fast_class
     w.render()  # a newer frame, published first from this thread
     assert w.wait(timeout=10)
     time.sleep(0.7)  # let the stale render finish
-    assert w._frame.state.class_index == fast_class
+    assert w._screen.frame.state.class_index == fast_class
     rgb = photos["chelsea"]
     np.testing.assert_array_equal(
         decode(w.overlay_bytes), expected_frame(w, engine, rgb, fast_class, CAM_LAYER, "cam", 0.5, "jet")
@@ -627,12 +538,16 @@ def test_a_slow_stale_render_never_overwrites_a_newer_frame(make, engine, photos
     assert shown[-1] == w.overlay_bytes and stale not in shown  # the stale frame was never put on screen
 
 
-def test_threaded_errors_land_in_the_status_line(make, engine):
+def test_threaded_errors_land_in_the_status_line(make, engine, photos):
     w = make(threaded=True)
-    w.layer_control.value = NO_HEAD
-    assert w.wait(timeout=10)
-    assert "NoCAMHeadError" in w.status.value
-    w.method_control.value = "gradcam"
+    TRIPWIRE["on"] = True
+    try:
+        w.add_image(fresh_photo(photos), name="new")
+        assert w.wait(timeout=10)
+    finally:
+        TRIPWIRE["on"] = False
+    assert "tripwire" in w.status.value and is_error(w)
+    w.image_control.value = "chelsea"
     assert w.wait(timeout=30) and not is_error(w)
 
 
@@ -750,7 +665,7 @@ def test_tour_notebook_is_stored_clean_and_ends_a_cell_with_the_explorer():
     import json
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "notebooks" / "01_tour.ipynb"
+    path = Path(__file__).resolve().parents[2] / "notebooks" / "01_tour.ipynb"
     nb = json.loads(path.read_text(encoding="utf-8"))
     assert nb["nbformat"] == 4
     assert nb["metadata"]["kernelspec"]["name"] == "python3"  # no kernel-picker dialog in JupyterLab
@@ -765,7 +680,7 @@ def test_tour_notebook_is_stored_clean_and_ends_a_cell_with_the_explorer():
 
 def test_real_refit_from_the_button_in_the_worker_thread(make, engine):
     w = make(threaded=True, layer=NO_HEAD, method="cam")
-    assert w.wait(timeout=10) and "NoCAMHeadError" in w.status.value and "Refit" in w.status.value
+    assert w.wait(timeout=10) and "fall-back" in w.status.value and "Refit" in w.status.value
     try:
         assert w.refit_button.layout.display != "none"
         w.refit_button.click()

@@ -1,0 +1,1 @@
+"""Kernel-side tests of cam_widget.ui (no browser)."""
