@@ -30,6 +30,7 @@ const CSS = `
 .cam-canvas-readout, .cam-canvas-pinned { min-height: 1.4em; font-variant-numeric: tabular-nums; }
 .cam-canvas-note { min-height: 0; }
 .cam-canvas-error { color: #b00020; }
+.cam-canvas-host.cam-canvas-live > .cam-canvas-fallback { display: none !important; }
 `;
 
 function fmt(v) {
@@ -497,8 +498,17 @@ class CanvasView {
   }
 }
 
+// A host widget (CanvasOutput's box) shows kernel-rendered fall-back frames next to the canvas until the canvas
+// is known to render: mark the host live as soon as this view is inside it, so the fall-back hides at once.
+function markHost(el, tries = 120) {
+  const host = el.closest(".cam-canvas-host");
+  if (host) host.classList.add("cam-canvas-live");
+  else if (tries > 0) requestAnimationFrame(() => markHost(el, tries - 1));
+}
+
 function render({model, el}) {
   const view = new CanvasView(model, el);
+  markHost(el);
   model.send({event: "ready"}); // the kernel's handshake: this front end exists and rendered
   return () => view.dispose();
 }

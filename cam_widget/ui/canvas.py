@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -406,17 +405,17 @@ class CAMCanvas(_Base):
         """Block until a browser rendered the canvas (``False`` on timeout)."""
         return self._ready_event.wait(timeout)
 
-    def on_missing_frontend(self, callback: Callable[[], None], timeout: float = 8.0) -> None:
-        """Call ``callback`` (once, from a timer thread) unless a browser renders the canvas within ``timeout``
-        seconds: the anywidget front end is not installed where the notebook is shown."""
-
-        def check() -> None:
-            deadline = time.monotonic() + timeout
-            if not self._ready_event.wait(max(0.0, deadline - time.monotonic())):
-                callback()
-
-        threading.Thread(target=check, name="cam-canvas-handshake", daemon=True).start()
+    def on_ready(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the kernel's comm handler) when a browser first renders the canvas; at once if
+        one already has."""
+        if self._ready_event.is_set():
+            callback()
+        else:
+            self._ready_callbacks.append(callback)
 
     def _on_frontend_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("event") == "ready":
+        if isinstance(content, dict) and content.get("event") == "ready" and not self._ready_event.is_set():
             self._ready_event.set()
+            callbacks, self._ready_callbacks = self._ready_callbacks, []
+            for fn in callbacks:
+                fn()

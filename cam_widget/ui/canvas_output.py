@@ -4,15 +4,16 @@ panel's opacity and colormap controls by itself.  So an opacity or colormap step
 message from the kernel; a class, layer, method or scope change sends the new raw maps (bytes, not a JPEG).
 
 The kernel still blends its own copy of the picture (no encode) for ``overlay_rgb``, Save and the static
-``image/png``.  Where the anywidget front end does not answer after the panel is displayed (the package is
-missing in the Jupyter server's environment), the output falls back to the stock ``ipywidgets.Image`` path
-with a one-line note.  :func:`default_output` picks the canvas when anywidget is importable inside a kernel.
+``image/png``.  Where the anywidget front end is missing (the package is not installed in the Jupyter server's
+environment), the stock ``ipywidgets.Image`` path keeps showing the frames, with a one-line note (see
+:class:`CanvasOutput`).  :func:`default_output` picks the canvas when anywidget is importable inside a kernel.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ from .views.grid import Mosaic, blend_mosaic, grid_shape
 __all__ = ["CanvasOutput", "CanvasPainted", "default_output"]
 
 FALLBACK_NOTE = (
-    "The in-browser canvas did not load here (the anywidget front end is missing): showing kernel-rendered frames. "
+    "The in-browser canvas did not load here (the anywidget front end is missing): frames come from the kernel. "
     "pip install 'cam-widget[canvas]' where Jupyter runs, then reload the page."
 )
 
@@ -62,25 +63,39 @@ def _canvas_cell(cell: Cell, photo: np.ndarray, label: str) -> canvas_mod.Canvas
 class CanvasOutput:
     """A :class:`~cam_widget.ui.canvas.CAMCanvas` (DOM class ``cam-canvas-output``) as the panel's output.
 
+    Until the browser confirms that it rendered the canvas (its ES module sends ``ready``), every frame also goes
+    to a stock ``ipywidgets.Image`` under a one-line note, both hidden by the canvas's own front end the moment it
+    renders (and by the kernel when ``ready`` arrives).  Where the anywidget front end is missing, nothing hides
+    them: the panel keeps working on the kernel-rendered Image path, with the note.  No timer decides this: a
+    kernel busy with other cells answers ``ready`` late, which only costs a few encoded frames.
+
     Args:
-        png_max, jpeg_quality: for the fall-back ``ipywidgets.Image`` frames.
-        handshake_timeout: seconds the front end gets to render the canvas after the panel is displayed before
-            the output falls back to the Image path.
+        png_max, jpeg_quality: for the Image path's frames.
         photo_format: how the photo travels (``"png"``: lossless, the composite equals ``render.overlay``).
     """
 
-    def __init__(self, png_max: int = 0, jpeg_quality: int = 90, handshake_timeout: float = 10.0,
-                 photo_format: str = "png") -> None:  # fmt: skip
+    def __init__(self, png_max: int = 0, jpeg_quality: int = 90, photo_format: str = "png") -> None:
         self.canvas = canvas_mod.CAMCanvas(normalize="fixed", photo_format=photo_format)
         self.canvas.add_class("cam-canvas-output")
         self.image = ImageOutput(png_max, jpeg_quality)
+        self.image.widget.add_class("cam-canvas-fallback")
         self.png_max, self.jpeg_quality = self.image.png_max, self.image.jpeg_quality
-        self.handshake_timeout = float(handshake_timeout)
-        self.widget = widgets.Box([self.canvas], layout=widgets.Layout(max_width="100%"))
-        self.widget.add_class("cam-output")
-        self.fallback = False
+        self.note = widgets.HTML(f"<small>{FALLBACK_NOTE}</small>")
+        self.note.add_class("cam-canvas-fallback")
+        self.widget = widgets.VBox([self.canvas, self.note, self.image.widget], layout=widgets.Layout(max_width="100%"))
+        self.widget.add_class("cam-canvas-host")
         self._lock = threading.RLock()
-        self._last: Painted | None = None
+        self.canvas.on_ready(self._confirmed)
+
+    @property
+    def fallback(self) -> bool:
+        """Whether frames still go to the Image path (no browser has confirmed the canvas yet)."""
+        return not self.canvas.frontend_ready
+
+    def _confirmed(self) -> None:
+        with self._lock:  # the canvas is live: stop feeding the Image and hide it for good (re-renders, Voila)
+            self.note.layout.display = "none"
+            self.image.widget.layout.display = "none"
 
     # ------------------------------------------------------------------ set-up by the panel
     def link(self, alpha: widgets.Widget, colormap: widgets.Widget) -> None:
@@ -89,56 +104,32 @@ class CanvasOutput:
         self.canvas.set_signed_colormaps({n: signed_colormap(n) for n in names})
         self.canvas.link_controls(alpha=alpha, colormap=colormap)
 
-    def displayed(self) -> None:
-        """The panel was displayed: fall back to the Image path unless the canvas renders soon."""
-        if not self.fallback and not self.canvas.frontend_ready:
-            self.canvas.on_missing_frontend(self.fall_back, self.handshake_timeout)
-
-    def fall_back(self) -> None:
-        """Switch to kernel-rendered ``ipywidgets.Image`` frames, with a one-line note (idempotent)."""
-        with self._lock:
-            if self.fallback or self.canvas.frontend_ready:
-                return
-            self.fallback = True
-            note = widgets.HTML(f"<small class='cam-canvas-fallback'>{FALLBACK_NOTE}</small>")
-            if self._last is not None and self._last.rgb is not None:
-                self.image.publish(Painted(self._last.rgb, *self.image.encode(self._last.rgb)))
-            self.widget.children = [note, self.image.widget]
-
     # ------------------------------------------------------------------ the Output protocol
     def paint_cells(self, cells: list[Cell], mosaic: Mosaic, colormap: str, alpha: float,
                     signed: str | None = None) -> Painted:  # fmt: skip
         """Paint a frame from its cells (raw maps) and their composed mosaic."""
-        if self.fallback:
-            return self.image.paint(mosaic, colormap, alpha, signed)
-        import time
-
         t0 = time.perf_counter()
         rgb = blend_mosaic(mosaic, colormap, alpha, signed)  # the kernel's copy: Save, overlay_rgb, static PNG
         t1 = time.perf_counter()
         labels = [""] if not mosaic.cells else [c.label for c in cells]
         out = [_canvas_cell(c, _cell_photo(mosaic, k), labels[k]) for k, c in enumerate(cells[: len(labels)])]
-        return CanvasPainted(rgb, "", b"", blend_seconds=t1 - t0, cells=out, columns=grid_shape(len(out))[1])
+        fmt, data = self.image.encode(rgb) if self.fallback else ("", b"")
+        return CanvasPainted(rgb, fmt, data, blend_seconds=t1 - t0, cells=out, columns=grid_shape(len(out))[1])
 
     def paint(self, mosaic: Mosaic, colormap: str, alpha: float, signed: str | None = None) -> Painted:
         """Without cells (raw maps) there is nothing to send the canvas: paint on the Image path."""
         return self.image.paint(mosaic, colormap, alpha, signed)
 
     def plain(self, photo: np.ndarray) -> Painted:
-        if self.fallback:
-            return self.image.plain(photo)
-        return CanvasPainted(photo, "", b"", cells=[canvas_mod.CanvasCell(photo, None)])
+        fmt, data = self.image.encode(photo) if self.fallback else ("", b"")
+        return CanvasPainted(photo, fmt, data, cells=[canvas_mod.CanvasCell(photo, None)])
 
     def publish(self, painted: Painted) -> None:
         with self._lock:
-            self._last = painted
-            if self.fallback or not isinstance(painted, CanvasPainted):
-                if self.fallback and not painted.data and painted.rgb is not None:
-                    painted = Painted(painted.rgb, *self.image.encode(painted.rgb))
-                if painted.data:
-                    self.image.publish(painted)
-                return
-            self.canvas.set_cells(painted.cells, columns=painted.columns)
+            if isinstance(painted, CanvasPainted):
+                self.canvas.set_cells(painted.cells, columns=painted.columns)
+            if painted.data and (self.fallback or not isinstance(painted, CanvasPainted)):
+                self.image.publish(painted)
 
     def hold_sync(self) -> Any:
         stack = contextlib.ExitStack()

@@ -304,8 +304,6 @@ class CAMExplorer(widgets.VBox):
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """The widget view plus a static PNG of the current picture (for nbconvert, GitHub, ...)."""
         data = super()._repr_mimebundle_(**kwargs)
-        if hasattr(self.output, "displayed"):  # the canvas starts its front-end handshake
-            self.output.displayed()
         if self.threaded:
             self.wait(timeout=10.0)  # show the newest state if a render is under way
         frame = self._screen.frame

@@ -84,24 +84,23 @@ def test_grid_view_cells_and_signed_colours(panel) -> None:
             assert np.array_equal(tile, ref)
 
 
-def test_missing_front_end_falls_back_to_the_image_path(panel) -> None:
+def test_image_path_until_the_front_end_confirms(panel) -> None:
     out = panel.output
-    out.handshake_timeout = 0.05
-    out.displayed()
-    assert out.canvas.wait_ready(0.3) is False
-    for _ in range(50):
-        if out.fallback:
-            break
-        import time
-
-        time.sleep(0.02)
-    assert out.fallback
-    note, image = out.widget.children
-    assert FALLBACK_NOTE in note.value and image is out.image.widget and image.value  # the picture, at once
+    note, image = out.widget.children[1:]
+    assert out.fallback and FALLBACK_NOTE in note.value and image is out.image.widget
+    assert image.value and image.layout.display is None  # without a browser, the Image path shows the frames
     before = bytes(image.value)
     panel.alpha_control.value = 0.9
     panel.wait()
-    assert bytes(image.value) != before  # kernel-rendered frames from now on
+    assert bytes(image.value) != before
+    out.canvas._handle_custom_msg({"event": "ready"}, [])  # what canvas.js sends when it renders
+    assert not out.fallback and note.layout.display == "none" and image.layout.display == "none"
+    before = bytes(image.value)
+    panel.alpha_control.value = 0.2
+    panel.class_control.value = panel.class_control.options[2][1]
+    panel.wait()
+    assert bytes(image.value) == before  # no more JPEG encodes: the canvas paints
+    assert panel.overlay_rgb is not None and np.array_equal(out.canvas.overlays()[0], panel.overlay_rgb)
 
 
 def test_default_output() -> None:
