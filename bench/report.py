@@ -14,7 +14,7 @@ from typing import Any
 from . import common
 from .common import fmt_ms
 
-NAMES = ("kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit")
+NAMES = ("kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch")
 CASE_LABELS = {
     "seed": "seed path (forward + Python loop + matplotlib PNG)",
     "alpha": "alpha change",
@@ -1192,6 +1192,10 @@ def write_report(results_dir: Path, md: Path, png: Path, runs: list[dict[str, An
         lines += _scaling(res["scaling"])
     if "refit" in res:
         lines += _refit(res["refit"])
+    if "batch" in res:
+        from .batch import report_lines as batch_lines  # dataset jobs: the section lives with its benchmark
+
+        lines += batch_lines(res["batch"])
     plot(res, Path(png))
     md = Path(md)
     md.write_text("\n".join(lines).rstrip() + "\n")

@@ -43,6 +43,7 @@ import traitlets as t
 from ipywidgets import Widget, widget_serialization
 
 from .. import render
+from ..optional import missing_package
 
 try:  # anywidget is the optional ``[canvas]`` extra; without it there is no CAMCanvas (see ``available()``)
     import anywidget
@@ -186,9 +187,7 @@ class CAMCanvas(_Base):
         **kwargs: Any,
     ) -> None:
         if anywidget is None:
-            raise ImportError(
-                "CAMCanvas needs the anywidget package: pip install 'cam-widget[canvas]' (or pip install anywidget)."
-            )
+            raise missing_package("anywidget", "CAMCanvas (the in-browser canvas view)")
         if photo_format not in _PHOTO_FORMATS:
             raise ValueError(f"photo_format must be 'png' or 'jpeg'; got {photo_format!r}.")
         self.photo_format = photo_format

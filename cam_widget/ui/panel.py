@@ -97,7 +97,7 @@ class CAMExplorer(widgets.VBox):
 
     Controls (attributes): ``image_control``, ``upload_control``, ``class_control``, ``class_search``,
     ``layer_control``, ``method_control``, ``refit_button``, ``alpha_control``, ``colormap_control``,
-    ``save_button``, ``view_control``, ``scope_control``, ``layers_control``, ``methods_control``,
+    ``save_button``, ``view_control``, ``scope_control``, ``smooth_control``, ``layers_control``, ``methods_control``,
     ``contrast_control``, ``run_button``, ``progress_bar``, ``cancel_button``; output: ``image_widget`` and
     ``caption`` (DOM class ``cam-caption``: ``.cam-legend`` and ``.cam-status`` inside, errors ``.cam-error``).
     ``legend`` and ``status`` are views of the caption's two parts (``.value`` reads and writes that part).
