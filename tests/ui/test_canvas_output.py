@@ -10,23 +10,17 @@ pytest.importorskip("anywidget")
 keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
-from cam_widget import CAMEngine, render  # noqa: E402
+from cam_widget import render  # noqa: E402
 from cam_widget.samples import sample_image  # noqa: E402
 from cam_widget.ui.canvas_output import FALLBACK_NOTE, CanvasOutput, default_output  # noqa: E402
 from cam_widget.ui.output import ImageOutput  # noqa: E402
 from cam_widget.ui.panel import CAMExplorer  # noqa: E402
 
 from .test_canvas_model import Sent  # noqa: E402
-from .test_widget import CLASS_NAMES, build_model  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def engine() -> CAMEngine:
-    return CAMEngine(build_model(), class_names=CLASS_NAMES)
 
 
 @pytest.fixture
-def panel(engine):
+def panel(engine):  # the small nested model of tests/ui/conftest.py
     photos = {"chelsea": sample_image("chelsea"), "coffee": sample_image("coffee")}
     w = CAMExplorer(engine, photos, display_size=200, output=CanvasOutput())
     yield w
