@@ -14,13 +14,25 @@ is written to a temporary folder.  Measured side by side in this one process run
 
 from __future__ import annotations
 
-import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["write_photo_set"]
+from . import common
+from .common import log, now
+
+__all__ = ["LoopbackCluster", "report_lines", "write_photo_set"]
+
+NAME = "batch"
 
 
 def _flip_box(box: list[float], width: int) -> list[float]:
@@ -32,6 +44,8 @@ def write_photo_set(folder: str | Path, count: int = 40, quality: int = 90) -> P
     """Write ``count`` JPEG variants of the sample photos (scaled 1, 0.75, 0.5 and mirrored) to ``folder`` and a
     ``list.csv`` with ``path, label, x0, y0, x1, y1`` (labels and boxes of the packaged cases, scaled/mirrored
     with the image).  Returns the CSV's path."""
+    import json
+
     import cv2
 
     from cam_widget.metrics.evaluate import default_cases_path
@@ -69,9 +83,278 @@ def write_photo_set(folder: str | Path, count: int = 40, quality: int = 90) -> P
     return csv
 
 
-def main(argv: list[str] | None = None) -> int:  # filled in below
-    raise NotImplementedError
+class LoopbackCluster:
+    """``dask scheduler`` and ``dask worker`` processes on 127.0.0.1 (free port, no dashboard, own temp dirs,
+    ``--no-nanny`` so a worker's PID is the worker).  Workers import cam_widget from ``pythonpath``.
+    :meth:`stop` ends every process started here, by PID."""
+
+    def __init__(self, folder: str | Path, pythonpath: str | Path, workers: int = 2) -> None:
+        self.folder = Path(folder)
+        self.procs: list[subprocess.Popen] = []
+        self.env = {**os.environ, "PYTHONPATH": str(pythonpath), "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+        self.dask = str(Path(sys.executable).with_name("dask"))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.address = f"tcp://127.0.0.1:{port}"
+        self._spawn([self.dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], self.folder)
+        for _ in range(workers):
+            self.add_worker()
+
+    def _spawn(self, cmd: list[str], cwd: Path) -> subprocess.Popen:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(proc)
+        return proc
+
+    def add_worker(self) -> subprocess.Popen:
+        """Start one more single-threaded worker."""
+        workdir = Path(tempfile.mkdtemp(prefix="worker-", dir=self.folder))
+        cmd = [self.dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--no-nanny",
+               "--local-directory", str(workdir)]  # fmt: skip
+        return self._spawn(cmd, workdir)
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for p in reversed(self.procs):
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
 
 
-def _unused(_: Any) -> None:
-    pass
+def _warm(job: Any) -> float:
+    """Build this process's engine for ``job`` and trace its forward pass; returns the seconds it took."""
+    from cam_widget.batch.engines import engine_for
+
+    t0 = time.perf_counter()
+    engine = engine_for(job)
+    engine.features_many([np.zeros((64, 64, 3), np.uint8)] * 2, [engine.layer(job.layer).name], cache=False)
+    return time.perf_counter() - t0
+
+
+def _fresh(job: Any, folder: Path) -> Any:
+    from cam_widget.batch import BatchJob
+
+    shutil.rmtree(folder, ignore_errors=True)
+    return BatchJob(**{**job.__dict__, "out": str(folder)})
+
+
+def _median(xs: list[float]) -> float:
+    return float(np.median(xs))
+
+
+def _gallery_50k(repeats: int) -> dict[str, Any]:
+    """Gallery on a synthetic 50,000-row table: build, filter + sort, turn a page (placeholders: no files)."""
+    import pandas as pd
+
+    from cam_widget.ui.gallery import Gallery
+
+    n = 50_000
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 1000, n)
+    frame = pd.DataFrame({
+        "shard": np.arange(n) // 64, "index": np.arange(n) % 64, "path": [f"/nowhere/{i}.jpg" for i in range(n)],
+        "label": label, "predicted": np.where(rng.random(n) < 0.7, label, rng.integers(0, 1000, n)),
+        "probability": rng.random(n), "error": [None] * n, "cam_peak_x": 0, "cam_iou": rng.random(n),
+    })  # fmt: skip
+    build, query, page = [], [], []
+    for _ in range(repeats):
+        t0 = now()
+        g = Gallery(frame, page_size=24)
+        build.append(now() - t0)
+        t0 = now()
+        g.select("wrong", sort="iou")
+        query.append(now() - t0)
+        t0 = now()
+        g.go(g.pages // 2)
+        page.append(now() - t0)
+    return {"rows": n, "page_size": 24, "build_s": _median(build), "filter_sort_s": _median(query), "page_s": _median(page)}
+
+
+def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
+    from cam_widget.batch import BatchJob, store
+    from cam_widget.batch import run as run_job
+    from cam_widget.batch.engines import engine_for
+    from cam_widget.imaging import load_image
+
+    n = 32 if quick else 128
+    reps = repeats or (1 if quick else 5)
+    shard = 32
+    tmp = Path(tempfile.mkdtemp(prefix="cam-widget-bench-batch-"))
+    cluster = None
+    try:
+        csv = write_photo_set(tmp / "photos", count=n)
+        paths = [str(p) for p in sorted((tmp / "photos").glob("*.jpg"))]
+        mean_bytes = float(np.mean([os.path.getsize(p) for p in paths]))
+        job = BatchJob(items=str(csv), out=tmp / "out", shard_size=shard, batch_size=32)
+        engine_s = _warm(job)
+        engine = engine_for(job)
+        layer = engine.layer(None).name
+        arrays = [load_image(p) for p in paths]
+        run_job(_fresh(job, tmp / "warm"))  # warm-up
+        fm_paths, fm_arrays, local = [], [], []
+        for r in range(reps):  # interleaved, so load changes hit all three alike
+            t0 = now()
+            engine.features_many(paths, [layer], cache=False, batch_size=32)
+            fm_paths.append(now() - t0)
+            t0 = now()
+            engine.features_many(arrays, [layer], cache=False, batch_size=32)
+            fm_arrays.append(now() - t0)
+            j = _fresh(job, tmp / f"local{r}")
+            t0 = now()
+            run_job(j)
+            local.append(now() - t0)
+        # the driver's end-of-run assembly (read every shard's rows, write the parquet), per shard
+        t0 = now()
+        done = tmp / f"local{reps - 1}"
+        shards = sorted(store.done_shards(done))
+        rows = [row for k in shards for row in store.read_shard_rows(done, k)]
+        from cam_widget.batch.shard import columns
+
+        store.write_parquet(tmp / "assembly.parquet", rows, columns(job))
+        assembly_per_shard = (now() - t0) / len(shards)
+        shard_bytes = float(np.mean([store.shard_path(done, k).stat().st_size for k in shards]))
+
+        import distributed
+
+        cluster = LoopbackCluster(tmp, common.REPO_ROOT, workers=1)
+        client = distributed.Client(cluster.address, timeout="60s")
+        client.wait_for_workers(1, timeout=120)
+        worker_engine_s = max(client.run(_warm, job).values())
+        dask1 = []
+        for r in range(reps):
+            j = _fresh(job, tmp / f"dask1-{r}")
+            t0 = now()
+            run_job(j, client)
+            dask1.append(now() - t0)
+        dask2: list[float] = []
+        if not quick:
+            cluster.add_worker()
+            client.wait_for_workers(2, timeout=120)
+            client.run(_warm, job)
+            for r in range(reps):
+                j = _fresh(job, tmp / f"dask2-{r}")
+                t0 = now()
+                run_job(j, client)
+                dask2.append(now() - t0)
+        client.close()
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    gallery = _gallery_50k(1 if quick else 3)
+
+    ips = {
+        "features_many_files": n / _median(fm_paths), "features_many_arrays": n / _median(fm_arrays),
+        "run_in_process": n / _median(local), "dask_1_worker": n / _median(dask1),
+        "dask_2_workers": n / _median(dask2) if dask2 else None,
+    }  # fmt: skip
+    per_image = _median(local) / n
+    per_image_dask = _median(dask1) / n
+    tasks_50k = -(-50_000 // 64)
+    projection = {}
+    for w in (1, 8, 64):
+        compute = 50_000 * per_image_dask / w
+        projection[str(w)] = {
+            "compute_s": compute, "engine_start_s": worker_engine_s, "assembly_s": tasks_50k * assembly_per_shard,
+            "total_s": compute + worker_engine_s + tasks_50k * assembly_per_shard,
+            "read_MB_per_s": w / per_image_dask * mean_bytes / 1e6, "tasks_per_s": w / (64 * per_image_dask),
+        }  # fmt: skip
+    log(f"[batch] img/s: {', '.join(f'{k} {v:.1f}' for k, v in ips.items() if v)}")
+    return {
+        "images": n, "repeats": reps, "shard_size": shard, "batch_size": 32, "methods": ["cam"],
+        "metrics": ["iou", "pointing"], "mean_file_bytes": mean_bytes, "shard_file_bytes": shard_bytes,
+        "seconds": {"features_many_files": fm_paths, "features_many_arrays": fm_arrays, "run_in_process": local,
+                    "dask_1_worker": dask1, "dask_2_workers": dask2},
+        "images_per_s": ips,
+        "ratio_run_vs_features_many_files": ips["run_in_process"] / ips["features_many_files"],
+        "ratio_run_vs_features_many_arrays": ips["run_in_process"] / ips["features_many_arrays"],
+        "dask_1_vs_in_process_wall": _median(dask1) / _median(local),
+        "dask_2_speedup_vs_1": (_median(dask1) / _median(dask2)) if dask2 else None,
+        "engine_build_s": engine_s, "worker_engine_build_s": worker_engine_s,
+        "per_image_s": per_image, "per_image_dask_s": per_image_dask,
+        "assembly_s_per_shard": assembly_per_shard,
+        "projection_50k": projection, "gallery_50k": gallery,
+    }  # fmt: skip
+
+
+def _f(v: float | None, fmt: str = ".2f") -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def report_lines(b: dict[str, Any]) -> list[str]:
+    """The BENCHMARKS.md section of ``bench/results/batch.json``."""
+    ips = b["images_per_s"]
+    r1, r_arr = b["ratio_run_vs_features_many_files"], b["ratio_run_vs_features_many_arrays"]
+    d1 = b["dask_1_vs_in_process_wall"]
+    lines = [
+        "## Dataset jobs (`cam_widget.batch`)",
+        "",
+        f"`{b.get('command', '.venv/bin/python -m bench.batch')}`: {b['images']} JPEG photos (the sample photos resized "
+        f"and mirrored, {b['mean_file_bytes'] / 1e3:.0f} kB on average), CAM at the CAM layer, IoU and pointing, shards "
+        f"of {b['shard_size']}, forward batches of {b['batch_size']}; medians of {b['repeats']} interleaved repeats, "
+        "engines built beforehand.",
+        "",
+        "| path | images/s | vs `features_many` (files) |",
+        "|---|---|---|",
+        f"| `engine.features_many(paths)` (decode in line, forward pass only) | {ips['features_many_files']:.1f} | 1.00 |",
+        f"| `engine.features_many(arrays)` (pre-decoded: the model alone) | {ips['features_many_arrays']:.1f} | "
+        f"{ips['features_many_arrays'] / ips['features_many_files']:.2f} |",
+        f"| `run(job)` in process (decode, forward, maps, scores, shard files, parquet) | {ips['run_in_process']:.1f} | "
+        f"**{r1:.2f}** (target >= 0.9: {'met' if r1 >= 0.9 else 'missed'}) |",
+        f"| `run(job, client)`, 1 Dask worker | {ips['dask_1_worker']:.1f} | {ips['dask_1_worker'] / ips['features_many_files']:.2f} |",
+        f"| `run(job, client)`, 2 Dask workers (same 2 cores) | {_f(ips['dask_2_workers'], '.1f')} | "
+        f"{_f(ips['dask_2_workers'] and ips['dask_2_workers'] / ips['features_many_files'])} |",
+        "",
+        f"* In process vs the model alone (pre-decoded arrays): {r_arr:.2f}.  Decoding runs in a reader thread and "
+        "scoring in a scoring thread, overlapped with the forward pass.",
+        f"* One Dask worker takes **{d1:.2f}x** the in-process wall time (target <= 1.2: {'met' if d1 <= 1.2 else 'missed'}). "
+        "The overhead is the scheduler round trips per shard task (submit, result), pickling the job and the shard's "
+        "item list, and the worker's own TensorFlow running next to the driver's idle process.",
+        f"* Two workers on this 2-core machine: {_f(b['dask_2_speedup_vs_1'])}x one worker.  TensorFlow already uses "
+        "both cores inside one forward pass, so a second worker on the same cores mostly shares them.",
+        f"* Building the engine costs {b['engine_build_s']:.1f} s in this process and {b['worker_engine_build_s']:.1f} s "
+        "in a fresh worker (TensorFlow import, model, weights, first trace), once per worker process.",
+        "",
+        "**50,000 images** (ILSVRC val size), from the measured cost per image on one worker "
+        f"({b['per_image_dask_s'] * 1e3:.1f} ms; {b['per_image_s'] * 1e3:.1f} ms in process), assuming each worker gets "
+        "a machine like this one (2 cores) and shards of 64 (782 tasks):",
+        "",
+        "| workers | compute | + engine start | + driver assembly | total | image reads | tasks/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for w, p in b["projection_50k"].items():
+        lines.append(
+            f"| {w} | {p['compute_s'] / 60:.1f} min | {p['engine_start_s']:.0f} s | {p['assembly_s']:.1f} s | "
+            f"{p['total_s'] / 60:.1f} min | {p['read_MB_per_s']:.1f} MB/s | {p['tasks_per_s']:.1f} |"
+        )
+    g = b["gallery_50k"]
+    lines += [
+        "",
+        "What limits scaling: not the scheduler (a Dask scheduler handles thousands of tasks per second; the table's "
+        "task rate is far below that), nor the results (a shard file is "
+        f"{b['shard_file_bytes'] / 1e3:.0f} kB for {b['shard_size']} images; only a small report per task travels "
+        "through the scheduler).  It is the storage every worker reads the photos from and writes the shards to "
+        "(the `image reads` column at 64 workers), the driver's end-of-run assembly of all shard rows into one parquet "
+        f"file ({b['assembly_s_per_shard'] * 1e3:.1f} ms per shard, serial), and each worker's engine start-up, paid once.",
+        "",
+        f"Gallery on a synthetic {g['rows']:,}-row table: built in {g['build_s'] * 1e3:.0f} ms, filter + sort in "
+        f"{g['filter_sort_s'] * 1e3:.0f} ms, a page of {g['page_size']} thumbnails in {g['page_s'] * 1e3:.0f} ms "
+        "(only the visible page is drawn).",
+        "",
+    ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    _body, path = common.run_cli(NAME, __doc__, run, argv)
+    log(f"[batch] wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,7 +26,7 @@ from .report import write_report
 __all__ = ["BENCHMARKS", "ensure_requirements", "main", "write_report"]
 
 BENCHMARKS = (
-    "kernel_latency", "before_after", "throughput", "memory", "scaling", "refit", "methods", "browser_latency",
+    "kernel_latency", "before_after", "throughput", "memory", "scaling", "refit", "methods", "browser_latency", "batch",
 )
 REQUIREMENTS = common.BENCH_DIR / "requirements.txt"
 

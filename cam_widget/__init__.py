@@ -51,6 +51,7 @@ _LAZY = {
     "FitReport": "refit",
     "sample_images": "samples",
     "CAMExplorer": "ui.panel",
+    "Gallery": "ui.gallery",
     "sanity_check": "metrics.sanity",
 }
 
@@ -61,6 +62,7 @@ __all__ = [
     "CancelledError",
     "ClassIndexError",
     "FitReport",
+    "Gallery",
     "Head",
     "ImageError",
     "ImageTooLargeError",

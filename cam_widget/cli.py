@@ -8,13 +8,17 @@
     cam-widget evaluate [CASES.json] [--layer NAME] [--method NAME] [--refit] [--heads FILE]
                         [--save-heads FILE] [--input-size 224] [--threshold 0.2] [--tolerance 15]
                         [--json OUT] [--no-progress]
+    cam-widget evaluate [CASES.json] --metrics deletion,insertion,road,drop,sanity [--methods cam,gradcam]
+                        [--steps 32] [--json OUT]
     cam-widget layers [--input-size 224]
     cam-widget batch IMAGES --out DIR [--model default|m.keras] [--layer L] [--methods cam,gradcam]
                      [--metrics iou,pointing] [--scheduler tcp://...|local] [--shard-size N]
 
 ``demo`` runs the embedded EfficientNet-Lite0 ImageNet engine on the packaged sample photos (or
 the given ones), writes one CAM overlay PNG per image and prints one line per image.  ``evaluate``
-scores the maps on a labelled case file (default: the packaged set) and prints a table.  ``batch``
+scores the maps on a labelled case file (default: the packaged set) and prints a table; with
+``--metrics`` it scores their faithfulness and sanity instead (:mod:`cam_widget.metrics.trust`: a
+method x metric table of means with 95 % bootstrap intervals, a ``random`` map as the baseline).  ``batch``
 runs a dataset job (:mod:`cam_widget.batch`, docs/BATCH.md) and is resumable by re-running it.  Exact CAM
 at a layer without a head needs one: ``--refit`` distils it from the model on the packaged sample
 photos first (the fit report goes to stderr), ``--heads`` loads heads saved by ``--save-heads`` or
@@ -221,10 +225,60 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_trust(args: argparse.Namespace, cases: list[Any]) -> int:
+    """``evaluate --metrics``: every method x metric over the cases, the random map as the baseline."""
+    import json
+
+    from .metrics.evaluate import resolve_class
+    from .metrics.trust import (
+        RANDOM,
+        available_methods,
+        parse_metrics,
+        summarize,
+        summary_table,
+        trust_checks,
+    )
+
+    metrics = parse_metrics(args.metrics)  # before the engine: a typo fails fast
+    engine = _make_engine(args.input_size)
+    _prepare_heads(engine, args)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    methods = (methods or available_methods(engine, args.layer)) + [RANDOM]
+    progress = make_progress(len(cases) * len(methods)) if args.progress else None
+    results, rows = [], []
+    try:
+        for case in cases:
+            cls = resolve_class(case.class_index, list(engine.class_names), engine.num_classes)
+            for method in methods:
+                r = trust_checks(engine, case.image, cls, layer=args.layer, method=method, metrics=metrics, steps=args.steps,
+                                 random_baseline=False)  # fmt: skip
+                results.append(r)
+                rows.append({"case": case.name, "class_index": cls, **r.to_dict()})
+                if progress is not None:
+                    progress(len(results), len(cases) * len(methods))
+    finally:
+        if progress is not None:
+            progress.close()
+    summary = summarize(results)
+    print(summary_table(summary))
+    failed = sorted({f"{row['method']}: {name}: {msg}" for row in rows for name, msg in row["errors"].items()})
+    for line in failed:
+        print(f"not computed: {line}", file=sys.stderr)
+    if args.json:
+        doc = {"settings": {"metrics": list(metrics), "methods": methods, "layer": args.layer, "steps": args.steps,
+                            "input_size": list(engine.input_size), "n_cases": len(cases)},
+               "summary": summary, "cases": rows}  # fmt: skip
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .metrics.evaluate import evaluate, load_cases
 
     cases = load_cases(args.cases)  # before the engine: a bad file fails fast
+    if args.metrics:
+        return _cmd_trust(args, cases)
     engine = _make_engine(args.input_size)
     _prepare_heads(engine, args)
     progress = make_progress(len(cases)) if args.progress else None
@@ -319,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tolerance", type=_pixels, default=15.0, help="pointing game tolerance in px (default 15)")
     ev.add_argument("--json", default=None, metavar="OUT", help="also write the results as JSON")
     ev.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    ev.add_argument(
+        "--metrics", default=None, metavar="LIST",
+        help="score faithfulness and sanity instead: comma-separated deletion,insertion,road,drop,sanity",
+    )  # fmt: skip
+    ev.add_argument("--methods", default=None, metavar="LIST", help="with --metrics: map methods (default: all cheap ones)")
+    ev.add_argument("--steps", type=int, default=32, metavar="N", help="with --metrics: deletion/insertion steps (default 32)")
     ev.set_defaults(func=_cmd_evaluate)
 
     layers = sub.add_parser("layers", help="list the default model's spatial layers")

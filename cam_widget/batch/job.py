@@ -118,12 +118,19 @@ class BatchJob:
         return (self.model, self.preprocess, self.class_names, self.input_size)
 
     def to_dict(self) -> dict[str, Any]:
-        """The job as JSON-ready data (``items`` as given when it is a path, else counted)."""
+        """The job as JSON-ready data (``items`` as given when it is a path, else only counted)."""
         d = asdict(self)
         if not isinstance(self.items, str):
             d["items"] = f"<list of {len(self.items)} items>"
-        d["class_names"] = None if self.class_names is None else f"<{len(self.class_names)} names>"
         return json.loads(json.dumps(d, default=str))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> BatchJob:
+        """The job back from :meth:`to_dict` (``job.json``); ``overrides`` replace fields (e.g. ``items``
+        when the file only counted them)."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields.update(overrides)
+        return cls(**fields)
 
     def fingerprint(self, items: Sequence[Any]) -> str:
         """A hash of everything that changes the results: settings and the resolved item list.

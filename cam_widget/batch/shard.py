@@ -1,8 +1,10 @@
 """One shard of a job: read its images, run the model in batches, score the maps, commit the file.
 
 :func:`process_shard` is the unit of work every backend runs (in this process or on a Dask
-worker).  A reader thread decodes and hashes the next images while the model runs on the current
-batch (OpenCV and file reads release the GIL).  An image that cannot be used (missing, empty,
+worker).  Three stages overlap: a reader thread decodes and hashes the next images, this thread
+runs the model on the current batch (one forward pass, then each method's maps), and a scoring
+thread upsamples the previous batch's maps to find peaks, boxes and scores (OpenCV, file reads and
+TensorFlow release the GIL).  An image that cannot be used (missing, empty,
 corrupt, too large) becomes a row with its ``error`` and the shard goes on; so does a map that
 fails for one method (``<method>_error``).
 """
@@ -16,6 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -25,7 +28,7 @@ from ..errors import CAMError
 from ..imaging import MAX_BYTES
 from ..imaging import _decode as decode_bytes
 from ..metrics.faithfulness import deletion_insertion
-from ..metrics.localize import UninformativeMapError, iou, localize, peak, pointing_game
+from ..metrics.localize import UninformativeMapError, iou, localize, peak, point_box_distance
 from .engines import engine_for
 from .items import Item
 from .job import BatchJob
@@ -122,6 +125,16 @@ class _Shard:
         self.maps = {m: np.full((len(items), h, w), np.nan, np.float32) for m in job.methods}
         self.rows: list[dict[str, Any]] = [{} for _ in items]
         self.names = list(engine.class_names)
+        self._post = ThreadPoolExecutor(1, thread_name_prefix="cam-widget-score")
+        self._pending: list[Future[None]] = []
+
+    def finish(self) -> None:
+        """Wait for the scoring thread (re-raising what failed there) and stop it."""
+        try:
+            for fut in self._pending:
+                fut.result()
+        finally:
+            self._post.shutdown(wait=True)
 
     def _name(self, idx: int | None) -> str | None:
         return None if idx is None else self.names[idx]
@@ -164,6 +177,14 @@ class _Shard:
                 cams[m] = np.asarray(self.engine.cam(rgbs, predicted, layer=self.layer, method=m), np.float32)
             except CAMError as err:
                 cams[m] = _one_line(err)
+        # Rows and scores (upsampling, boxes, AUCs) in the scoring thread, while this thread goes on
+        # with the next batch's forward pass.
+        self._pending.append(self._post.submit(self._rows, batch, probs, order, predicted, cams))
+
+    def _rows(
+        self, batch: list[_Decoded], probs: np.ndarray, order: np.ndarray, predicted: list[int],
+        cams: dict[str, np.ndarray | str],
+    ) -> None:  # fmt: skip
         k = self.job.top_k
         for j, rec in enumerate(batch):
             row = self.base_row(rec)
@@ -198,8 +219,9 @@ class _Shard:
                     row[f"{m}_{f}"] = int(v)
             if truth is not None and "iou" in job.metrics:
                 row[f"{m}_iou"] = 0.0 if box is None else float(iou(box, truth))
-            if truth is not None and "pointing" in job.metrics:
-                row[f"{m}_pointing"] = bool(pointing_game(cam, shape, truth, job.tolerance))
+            if truth is not None and "pointing" in job.metrics:  # pointing_game's rule, on the peak found above
+                point = (row[f"{m}_peak_x"], row[f"{m}_peak_y"])
+                row[f"{m}_pointing"] = bool(point_box_distance(point, truth) <= job.tolerance)
             wanted = [x for x in ("deletion", "insertion") if x in job.metrics]
             if wanted:  # one call gives both curves; the map is the one already computed
                 rep = deletion_insertion(
@@ -228,15 +250,18 @@ def process_shard(job: BatchJob, shard: int, items: Sequence[Item]) -> dict[str,
     t_engine = time.perf_counter() - t0
     state = _Shard(job, engine, shard, items)
     batch: list[_Decoded] = []
-    for rec in _read_ahead(items, job.max_pixels, 2 * job.batch_size):
-        if rec.error is not None:
-            state.fail(rec, rec.error)
-            continue
-        batch.append(rec)
-        if len(batch) >= job.batch_size:
-            state.run_batch(batch)
-            batch = []
-    state.run_batch(batch)
+    try:
+        for rec in _read_ahead(items, job.max_pixels, 2 * job.batch_size):
+            if rec.error is not None:
+                state.fail(rec, rec.error)
+                continue
+            batch.append(rec)
+            if len(batch) >= job.batch_size:
+                state.run_batch(batch)
+                batch = []
+        state.run_batch(batch)
+    finally:
+        state.finish()
     committed = commit_shard(job.out, shard, state.rows, state.maps)
     errors = sum(1 for r in state.rows if r.get("error"))
     return {

@@ -8,7 +8,7 @@ computes a map.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["MethodInfo", "available_methods", "method_label"]
@@ -34,10 +34,22 @@ class MethodInfo:
     description: str
     paper: str = ""
     expensive: bool = False
+    display: str = ""
+    record: Any = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
-        return method_label(self.name)
+        return self.display or method_label(self.name)
+
+    def estimate(self, engine: Any, layer: str, smooth: str | None = None) -> str:
+        """What one new map costs at ``layer``, said before it runs (the registry's estimate when it has one)."""
+        estimate = getattr(self.record, "estimate", None)
+        if estimate is not None:
+            try:
+                return str(estimate(engine, layer, **({"smooth": smooth} if smooth else {})))
+            except Exception:  # an estimate is a courtesy: fall back to the record's cost line
+                pass
+        return self.cost + (" x the augmentations of aug smoothing" if smooth == "aug" else "")
 
     @property
     def tooltip(self) -> str:
@@ -79,7 +91,7 @@ def available_methods() -> list[MethodInfo]:
         out.append(MethodInfo(
             name=str(get("name")), family=str(get("family", "other")), needs_head=bool(get("needs_head", False)),
             cost=str(get("cost", "")), description=str(get("description", "")), paper=str(get("paper", "") or ""),
-            expensive=bool(get("expensive", False)),
+            expensive=bool(get("expensive", False)), display=str(get("label", "") or ""), record=r,
         ))
     rank = {f: i for i, f in enumerate(FAMILIES)}
     return sorted(out, key=lambda m: rank.get(m.family, len(rank)))

@@ -23,6 +23,8 @@ __all__ = ["ClassDropdown", "Controls", "build_controls", "class_options", "laye
 VIEWS = (("Single", "single"), ("Layers", "layers"), ("Methods", "methods"), ("Classes", "classes"))
 #: The normalisation scopes of :attr:`Controls.scope_control` (label, value).
 SCOPES = (("Per map", "map"), ("Shared", "shared"), ("Signed", "signed"))
+#: The smoothing options of :attr:`Controls.smooth_control` (label, value), passed to every method.
+SMOOTHING = (("No smoothing", ""), ("Aug smooth", "aug"), ("Eigen smooth", "eigen"))
 
 
 class ClassDropdown(widgets.Dropdown):
@@ -101,6 +103,7 @@ class Controls:
     save_button: widgets.Button
     view_control: widgets.ToggleButtons
     scope_control: widgets.ToggleButtons
+    smooth_control: widgets.Dropdown
     layers_control: widgets.SelectMultiple
     methods_control: widgets.SelectMultiple
     contrast_control: ClassDropdown
@@ -117,7 +120,7 @@ DOM_CLASSES = {
     "image_control": "cam-image-select", "upload_control": "cam-upload", "class_control": "cam-class",
     "class_search": "cam-class-search", "layer_control": "cam-layer", "method_control": "cam-method",
     "refit_button": "cam-refit", "alpha_control": "cam-alpha", "colormap_control": "cam-colormap",
-    "save_button": "cam-save", "view_control": "cam-view", "scope_control": "cam-scope",
+    "save_button": "cam-save", "view_control": "cam-view", "scope_control": "cam-scope", "smooth_control": "cam-smooth",
     "layers_control": "cam-layers", "methods_control": "cam-methods", "contrast_control": "cam-contrast",
     "run_button": "cam-run", "progress_bar": "cam-progress", "cancel_button": "cam-cancel",
 }
@@ -174,6 +177,10 @@ def build_controls(
             options=SCOPES, value=scope, style={"button_width": "76px"},
             tooltips=["Each map on its own range", "One scale for every map shown: a weaker map looks weaker",
                       "No ReLU, diverging colormap centred on zero: negative evidence shows"]),
+        smooth_control=widgets.Dropdown(
+            options=SMOOTHING, value="", layout=_width(140),
+            tooltip="Test-time augmentation (flip + scales, averaged; runs on request) or the first principal "
+                    "component of the weighted activations"),
         layers_control=widgets.SelectMultiple(
             options=layers, description="Layers", rows=4, layout=widgets.Layout(width="460px", display="none")),
         methods_control=widgets.SelectMultiple(
@@ -198,7 +205,7 @@ def layout_rows(c: Controls, output: widgets.Widget, caption: widgets.Widget) ->
     return [
         widgets.HBox([c.image_control, c.upload_control, c.view_control]),
         widgets.HBox([c.class_control, c.class_search, c.contrast_control]),
-        widgets.HBox([c.layer_control, c.method_control, c.refit_button]),
+        widgets.HBox([c.layer_control, c.method_control, c.smooth_control, c.refit_button]),
         widgets.HBox([c.layers_control, c.methods_control, c.run_button, c.progress_bar, c.cancel_button]),
         widgets.HBox([c.alpha_control, c.colormap_control, c.scope_control, c.save_button]),
         output,

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from .. import render
+from ..methods.base import is_uninformative
 from .caption import error_html, legend_html, ok_html
 from .catalog import MethodInfo, method_label
 from .controls import class_options
@@ -67,7 +68,9 @@ class FrameBuilder:
         t_top = time.perf_counter()
         cells, mosaic = self._content(req, photo, epoch)
         t_map = time.perf_counter()
-        painted = self.output.paint(mosaic, req.colormap, req.alpha, signed_colormap(req.colormap))
+        colours = (req.colormap, req.alpha, signed_colormap(req.colormap))
+        paint_cells = getattr(self.output, "paint_cells", None)  # an output that wants the raw maps (the canvas)
+        painted = paint_cells(cells, mosaic, *colours) if paint_cells else self.output.paint(mosaic, *colours)
         t_enc = time.perf_counter()
         blend = float(getattr(painted, "blend_seconds", 0.0))
         timings = {"load": t_load - t0, "classify": t_top - t_load, "map": t_map - t_top,
@@ -105,13 +108,21 @@ class FrameBuilder:
     def cells(self, req: Request, photo: Photo) -> list[Cell]:
         """The view's cells with their raw maps and colour scales (no index maps yet)."""
         view, ctx = self.views[req.view], self.context(photo)
+        specs = [  # smoothing and "only on request" are the panel's settings, not the view's
+            dataclasses.replace(s, smooth=req.smooth,
+                                expensive=self.maps.is_long(self.maps.resolve(s.layer, s.method)[0], req.smooth))
+            for s in view.cells(req, ctx)
+        ]
+        self._warm_features(photo, specs)
         cells = []
-        for spec in view.cells(req, ctx):
+        for spec in specs:
             method, note = self.maps.resolve(spec.layer, spec.method)
             cell = Cell(spec, None, method, note=note)
             if spec.expensive and self.maps.cached_raw(photo, spec) is None:
-                info = ctx.method_info(spec.method)
-                cell.note = f"{method_label(spec.method)} costs {info.cost if info else 'a long run'}: press Run"
+                info = ctx.method_info(method)
+                cost = info.estimate(self.engine, spec.layer, spec.smooth) if info else "a long run"
+                smooth = " with aug smoothing" if spec.smooth == "aug" else ""
+                cell.note = f"{method_label(method)}{smooth} at {spec.layer} costs {cost}: press Run to compute it"
             elif req.view == "single":
                 cell.cam, cell.method, cell.note = self.maps.raw(photo, spec)  # an error is the frame's error
             else:
@@ -119,15 +130,30 @@ class FrameBuilder:
                     cell.cam, cell.method, cell.note = self.maps.raw(photo, spec)
                 except Exception as exc:  # one failing cell does not blank the grid
                     cell.error = error_html(exc)
+            if cell.cam is not None and is_uninformative(cell.cam):
+                cell.note = (f"{method_label(cell.method)} at {spec.layer}: uninformative map (no finite variation, "
+                             "e.g. all-zero gradients behind a dead ReLU)")
             cell.label = view.label(cell, ctx)
             cells.append(cell)
         apply_scope(cells, req.scope, self.normalize, self.relu)
         return cells
 
+    def _warm_features(self, photo: Photo, specs: list) -> None:
+        """Exact-CAM cells at several layers need those layers' features: fetch the ones not cached yet in ONE
+        forward pass (one per not-yet-seen layer set), not one per layer."""
+        many = getattr(self.engine, "features_many", None)
+        if many is None or len(specs) < 2:
+            return
+        layers = [s.layer for s in specs
+                  if self.maps.resolve(s.layer, s.method)[0] == "cam" and self.maps.cached_raw(photo, s) is None]
+        if len(set(layers)) > 1:
+            many([photo.rgb], list(dict.fromkeys(layers)))
+
     def cell_size(self, photo: Photo, n: int, longest: int) -> tuple[int, int]:
         if n == 1:
             return render.fit_within(photo.rgb.shape, longest)
-        return render.fit_within(photo.rgb.shape, max(64, longest // grids.grid_shape(n)[1]))
+        cols = grids.grid_shape(n)[1]  # the grid, gaps included, as wide as a single frame
+        return render.fit_within(photo.rgb.shape, max(64, (longest - grids.GAP * (cols - 1)) // cols))
 
     def compose(self, req: Request, photo: Photo, cells: list[Cell], full: bool = False) -> grids.Mosaic:
         """The cells laid out at display size, or (``full``) with every cell at the photo's full resolution."""
@@ -149,7 +175,7 @@ class FrameBuilder:
             parts.append(grids.MosaicCell(picture, index, c.label, c.signed))
         if req.view == "single":
             return grids.single(picture, parts[0].index, parts[0].signed)
-        return grids.compose(parts, label_height=label_height)
+        return grids.compose(parts, label_height=label_height, gap=grids.GAP)
 
     # ------------------------------------------------------------------ caption
     def _legend(self, req: Request, cells: list[Cell]) -> str:

@@ -39,7 +39,7 @@ class Handlers:
         self.screen = panel._screen
         p = panel
         for w in (p.image_control, p.method_control, p.alpha_control, p.colormap_control, p.scope_control,
-                  p.layers_control, p.methods_control, p.contrast_control):
+                  p.smooth_control, p.layers_control, p.methods_control, p.contrast_control):
             w.observe(self.on_change, "value")
         p.class_control.observe(self.on_class, "value")
         p.class_search.observe(self.on_search, "value")

@@ -47,7 +47,7 @@ class LongRun:
                 return False
             self._cancel = threading.Event()
             jobs = list(dict.fromkeys(
-                (s.layer, c, maps.resolve(s.layer, s.method)[0])
+                (s.layer, c, maps.resolve(s.layer, s.method)[0], s.smooth)
                 for s in specs for c in (s.class_index, s.minus) if c is not None
             ))
             self._thread = threading.Thread(
@@ -65,12 +65,12 @@ class LongRun:
             thread.join(timeout)
         return not self.running
 
-    def _run(self, engine: Any, maps: MapStore, photo: Photo, jobs: list[tuple[str, int, str]],
+    def _run(self, engine: Any, maps: MapStore, photo: Photo, jobs: list[tuple[str, int, str, str]],
              cancel: threading.Event) -> None:
         cancelled = getattr(errors, "CancelledError", None)
         n = len(jobs)
         try:
-            for k, (layer, cls, method) in enumerate(jobs):
+            for k, (layer, cls, method, smooth) in enumerate(jobs):
                 if cancel.is_set():
                     raise _Cancelled
                 what = f"{method} at {layer}, class {cls} ({k + 1}/{n})"
@@ -79,8 +79,9 @@ class LongRun:
                     self._on_progress((k + (float(done) / float(total) if total else 0.0)) / n, what)
 
                 self._on_progress(k / n, what)
-                cam = engine.cam(photo.rgb, cls, layer=layer, method=method, progress=progress, cancel=cancel)
-                maps.put_raw(photo, layer, cls, method, cam)
+                options = {"smooth": smooth} if smooth else {}
+                cam = engine.cam(photo.rgb, cls, layer=layer, method=method, progress=progress, cancel=cancel, **options)
+                maps.put_raw(photo, layer, cls, method, smooth, cam)
                 self._on_map()
             self._on_progress(1.0, "done")
             self._on_done(None)

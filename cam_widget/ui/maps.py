@@ -63,46 +63,60 @@ class MapStore:
     # ------------------------------------------------------------------ raw maps
     def cached_raw(self, photo: Photo, spec: CellSpec) -> np.ndarray | None:
         method, _ = self.resolve(spec.layer, spec.method)
-        return self.lru.get(self._raw_key(photo, spec.layer, spec.class_index, method))
+        keys = [self._raw_key(photo, spec.layer, c, method, spec.smooth) for c in (spec.class_index, spec.minus)
+                if c is not None]
+        if not all(self.lru.peek(k) for k in keys):
+            return None
+        cams = [self.lru.get(k) for k in keys]
+        return cams[0] if len(cams) == 1 else cams[0] - cams[1]
 
     def raw(self, photo: Photo, spec: CellSpec) -> tuple[np.ndarray, str, str]:
         """(raw map, method used, fall-back note) for ``spec``; a contrast spec gives ``map(A) - map(B)``."""
         method, note = self.resolve(spec.layer, spec.method)
-        cam = self._one(photo, spec.layer, spec.class_index, method)
+        cam = self._one(photo, spec.layer, spec.class_index, method, spec.smooth)
         if spec.minus is not None:
-            cam = cam - self._one(photo, spec.layer, spec.minus, method)
+            cam = cam - self._one(photo, spec.layer, spec.minus, method, spec.smooth)
         return cam, method, note
 
-    def put_raw(self, photo: Photo, layer: str, class_index: int, method: str, cam: np.ndarray) -> None:
+    def put_raw(self, photo: Photo, layer: str, class_index: int, method: str, smooth: str, cam: np.ndarray) -> None:
         """Store a map computed elsewhere (a long method's background job)."""
-        self.lru.put(self._raw_key(photo, layer, class_index, method), np.asarray(cam, np.float32))
+        self.lru.put(self._raw_key(photo, layer, class_index, method, smooth), np.asarray(cam, np.float32))
 
-    def _one(self, photo: Photo, layer: str, class_index: int, method: str) -> np.ndarray:
-        key = self._raw_key(photo, layer, class_index, method)
+    def is_long(self, method: str, smooth: str) -> bool:
+        """Whether a map takes long enough to run only on request, in the background (expensive methods and
+        aug smoothing, which runs the method once per augmentation)."""
+        return self.is_expensive(method) or smooth == "aug"
+
+    def _one(self, photo: Photo, layer: str, class_index: int, method: str, smooth: str = "") -> np.ndarray:
+        key = self._raw_key(photo, layer, class_index, method, smooth)
         cam = self.lru.get(key)
         if cam is not None:
             return cam
-        if method != "cam" and not self.is_expensive(method):
-            cam = self._batch_topk(photo, layer, class_index, method)
+        options = {"smooth": smooth} if smooth else {}
+        if method != "cam" and not self.is_long(method, smooth):
+            cam = self._batch_topk(photo, layer, class_index, method, smooth)
             if cam is not None:
                 return cam
-        cam = np.asarray(self.engine.cam(photo.rgb, class_index, layer=layer, method=method), np.float32)
+        cam = np.asarray(self.engine.cam(photo.rgb, class_index, layer=layer, method=method, **options), np.float32)
         self.lru.put(key, cam)
         return cam
 
-    def _batch_topk(self, photo: Photo, layer: str, class_index: int, method: str) -> np.ndarray | None:
+    def _batch_topk(self, photo: Photo, layer: str, class_index: int, method: str, smooth: str) -> np.ndarray | None:
         """The maps of every top-k class not cached yet -- plus ``class_index`` -- in ONE batched engine call
         (one gradient pass); ``None`` when there is nothing to batch with it."""
         wanted = [int(i) for i, _, _ in photo.top or []]
         classes = [
             c for c in dict.fromkeys([class_index, *wanted])
-            if not self.lru.peek(self._raw_key(photo, layer, c, method))
+            if not self.lru.peek(self._raw_key(photo, layer, c, method, smooth))
         ]
         if len(classes) < 2:
             return None
-        cams = np.asarray(self.engine.cam([photo.rgb] * len(classes), classes, layer=layer, method=method), np.float32)
+        options = {"smooth": smooth} if smooth else {}
+        cams = np.asarray(
+            self.engine.cam([photo.rgb] * len(classes), classes, layer=layer, method=method, **options), np.float32
+        )
         for c, cam in zip(classes, cams, strict=True):
-            self.lru.put(self._raw_key(photo, layer, c, method), cam)
+            self.lru.put(self._raw_key(photo, layer, c, method, smooth), cam)
         return cams[0]
 
     # ------------------------------------------------------------------ index maps
@@ -112,7 +126,8 @@ class MapStore:
         """``cam`` as a uint8 colormap index map of ``size`` (cached per normalisation)."""
         norm = normalize if isinstance(normalize, str) else tuple(float(v) for v in normalize)
         method, _ = self.resolve(spec.layer, spec.method)
-        key = ("index", photo.name, spec.layer, spec.class_index, spec.minus, method, tuple(size), norm, relu)
+        key = ("index", photo.name, spec.layer, spec.class_index, spec.minus, method, spec.smooth, tuple(size), norm,
+               relu)
         index = self.lru.get(key)
         if index is None:
             index = render.to_index(cam, size, normalize=normalize, relu=relu)
@@ -128,5 +143,5 @@ class MapStore:
         self.lru.clear()
 
     @staticmethod
-    def _raw_key(photo: Photo, layer: str, class_index: int, method: str) -> Hashable:
-        return ("raw", photo.name, layer, int(class_index), method)
+    def _raw_key(photo: Photo, layer: str, class_index: int, method: str, smooth: str = "") -> Hashable:
+        return ("raw", photo.name, layer, int(class_index), method, smooth)

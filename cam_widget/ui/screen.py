@@ -64,7 +64,7 @@ class Screen:
             layer=c.layer_control.value, method=c.method_control.value, alpha=float(c.alpha_control.value),
             colormap=c.colormap_control.value, view=c.view_control.value, scope=c.scope_control.value,
             layers=tuple(c.layers_control.value), methods=tuple(c.methods_control.value),
-            contrast=None if minus is None else int(minus),
+            contrast=None if minus is None else int(minus), smooth=c.smooth_control.value or "",
         )
 
     # ------------------------------------------------------------------ rendering and publishing

@@ -29,6 +29,7 @@ class Request:
     layers: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
     contrast: int | None = None
+    smooth: str = ""  # "", "aug" or "eigen": the methods' smoothing option
 
     def content(self) -> Request:
         """The request without the blend-only settings: two requests with equal content share their maps and
@@ -58,6 +59,7 @@ class CellSpec:
     method: str
     minus: int | None = None
     expensive: bool = False  # computed only on request (the Run button)
+    smooth: str = ""
 
 
 @dataclass

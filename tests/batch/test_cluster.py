@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.batch import write_photo_set
+from bench.batch import LoopbackCluster, write_photo_set
 from cam_widget.batch import BatchJob, load_maps, run
 from cam_widget.batch.store import LOG, done_shards, shard_path
 
@@ -34,26 +31,6 @@ pytestmark = pytest.mark.slow
 distributed = pytest.importorskip("distributed")
 
 ROOT = Path(__file__).resolve().parents[2]
-DASK = Path(sys.executable).with_name("dask")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in reversed(procs):
-        if p.poll() is None:
-            os.kill(p.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for p in reversed(procs):
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.kill(p.pid, signal.SIGKILL)
-            p.wait(timeout=10)
 
 
 def _same(out_a: Path, out_b: Path, shards: int) -> None:
@@ -76,26 +53,12 @@ def test_real_cluster_matches_in_process_survives_a_killed_worker_and_resumes(tm
     local = run(job)  # in this process
     assert len(local.results) == 40 and local.errors == 0 and local.computed == list(range(8))
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    procs: list[subprocess.Popen] = []
+    cluster = None
     client = None
     try:
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
-        procs.append(subprocess.Popen(
-            [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            cwd=tmp_path, **quiet,
-        ))  # fmt: skip
-        for n in range(2):
-            workdir = tmp_path / f"worker{n}"
-            workdir.mkdir()
-            procs.append(subprocess.Popen(
-                [str(DASK), "worker", address, "--nthreads", "1", "--no-dashboard", "--no-nanny",
-                 "--local-directory", str(workdir), "--name", f"w{n}"],
-                cwd=workdir, **quiet,
-            ))  # fmt: skip
-        client = distributed.Client(address, timeout="60s")
+        cluster = LoopbackCluster(tmp_path, ROOT, workers=2)
+        procs = cluster.procs
+        client = distributed.Client(cluster.address, timeout="60s")
         client.wait_for_workers(2, timeout=90)
         pids = client.run(os.getpid)  # {worker address: pid}
         assert sorted(pids.values()) == sorted(p.pid for p in procs[1:])
@@ -147,5 +110,6 @@ def test_real_cluster_matches_in_process_survives_a_killed_worker_and_resumes(tm
     finally:
         if client is not None:
             client.close()
-        _stop(procs)
-    assert all(p.poll() is not None for p in procs)
+        if cluster is not None:
+            cluster.stop()  # every process started here, by PID
+    assert cluster is not None and all(p.poll() is not None for p in cluster.procs)

@@ -587,14 +587,15 @@ PAGE_JS = r"""
       }
     }
     if (!J.recording) return;
-    let method = null;
+    let method = null, comm_id = null;
     if (type === 'comm_msg') {
       let c = f.content;
       if (!c && f.contentText) { try { c = JSON.parse(f.contentText); } catch (e) { c = null; } }
       method = c && c.data ? c.data.method : null;
+      comm_id = c ? c.comm_id || null : null;
     }
     J.wsLog.push({dir, t, channel: f.channel, msg_type: type, msg_id: h.msg_id, date: h.date || null,
-                  parent_id: (f.parent || {}).msg_id || null, method, nbuffers: f.nbuffers, size: f.size});
+                  parent_id: (f.parent || {}).msg_id || null, method, comm_id, nbuffers: f.nbuffers, size: f.size});
   }
 
   const Orig = window.WebSocket;
@@ -636,14 +637,18 @@ PAGE_JS = r"""
                               st.target = J.describe(e.target); }
     };
     window.addEventListener('keydown', onKey, true);
+    // An <img> is painted when its new src is decoded; a <canvas> (cam-widget's canvas view) bumps its
+    // data-frame attribute right after putImageData, so it counts as decoded at once.
+    const isImg = img.tagName === 'IMG';
+    const attr = isImg ? 'src' : 'data-frame';
     const obs = new MutationObserver((recs) => {
       for (const r of recs) {
-        if (r.attributeName !== 'src') continue;
-        const ch = {tMut: now(), src: (img.getAttribute('src') || '').slice(0, 80), superseded: false};
+        if (r.attributeName !== attr) continue;
+        const ch = {tMut: now(), src: (img.getAttribute(attr) || '').slice(0, 80), superseded: false};
         if (st.lastChange) st.lastChange.superseded = true;
         st.changes.push(ch);
         st.lastChange = ch;
-        img.decode().then(() => {
+        (isImg ? img.decode() : Promise.resolve()).then(() => {
           ch.tDecoded = now();
           requestAnimationFrame((ts) => {
             ch.tRaf = now();
@@ -655,7 +660,7 @@ PAGE_JS = r"""
         }, (err) => { ch.decodeError = String(err); });
       }
     });
-    obs.observe(img, {attributes: true, attributeFilter: ['src']});
+    obs.observe(img, {attributes: true, attributeFilter: [attr]});
     st.dispose = () => { window.removeEventListener('keydown', onKey, true); obs.disconnect(); };
     J.probe = st;
     J.wsLog = [];
@@ -927,7 +932,12 @@ class LabPage:
             f".jp-OutputArea-output .jupyter-widgets {selector}, .jp-OutputArea-output {selector}.jupyter-widgets"
         ).first
         loc.wait_for(state="visible", timeout=timeout * 1000)
-        if loc.evaluate("el => el.tagName") == "IMG":
+        tag = loc.evaluate("el => el.tagName")
+        if tag == "CANVAS":  # cam-widget's canvas view: painted once it bumped data-frame
+            self.page.wait_for_function(
+                "(el) => Number(el.dataset.frame || 0) > 0", arg=loc.element_handle(), timeout=timeout * 1000
+            )
+        if tag == "IMG":
             loc.evaluate(
                 """(img) => new Promise((resolve, reject) => {
                     if (img.complete && img.naturalWidth > 0) return resolve(true);
@@ -990,12 +1000,15 @@ class LabPage:
         raise HarnessError(f"do not know how to step {info['tag']}.{info['cls']} with the keyboard")
 
     def img_src(self, img: Any) -> str:
-        return img.evaluate("el => el.getAttribute('src') || ''")
+        """An ``<img>``'s src, or a ``<canvas>``'s frame counter (``data-frame``, bumped at every paint)."""
+        return img.evaluate("el => el.tagName === 'IMG' ? (el.getAttribute('src') || '') : (el.dataset.frame || '')")
 
     def wait_src_change(self, img: Any, old_src: str, timeout: float = 60) -> str:
         """Wait until ``img``'s src differs from ``old_src`` and the new image is loaded; return the new src."""
         self.page.wait_for_function(
-            "([el, old]) => (el.getAttribute('src') || '') !== old && el.complete && el.naturalWidth > 0",
+            """([el, old]) => el.tagName === 'IMG'
+                ? (el.getAttribute('src') || '') !== old && el.complete && el.naturalWidth > 0
+                : (el.dataset.frame || '') !== old""",
             arg=[img.element_handle(), old_src], timeout=timeout * 1000, polling=50,
         )  # fmt: skip
         return self.img_src(img)

@@ -1,5 +1,5 @@
 """Deletion/insertion, confidence change and ROAD against independent computations on a model whose
-answer is analytic (tests/metrics/square_model.py), plus bad input."""
+answer is analytic (tests/square_model.py), plus bad input."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from ... import render
 __all__ = ["Mosaic", "MosaicCell", "blend_mosaic", "compose", "grid_shape"]
 
 Rect = tuple[int, int, int, int]  # y0, y1, x0, x1
+GAP = 4  # px between cells
 
 
 @dataclass
@@ -78,8 +79,8 @@ def _label_strip(text: str, width: int, height: int) -> np.ndarray:
     font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, height // 22)
     scale = height / 36.0
     (tw, th), _ = cv2.getTextSize(text, font, scale, thick)
-    if tw > width - 6:  # shrink to fit, then cut
-        scale = max(0.3, scale * (width - 6) / tw)
+    if tw > width - 6:  # shrink to fit (down to 60%: still readable), then cut
+        scale = max(0.6 * scale, scale * (width - 6) / tw)
         if cv2.getTextSize(text, font, scale, thick)[0][0] > width - 6:
             while len(text) > 1 and cv2.getTextSize(text + "..", font, scale, thick)[0][0] > width - 6:
                 text = text[:-1]
@@ -89,7 +90,7 @@ def _label_strip(text: str, width: int, height: int) -> np.ndarray:
     return strip
 
 
-def compose(cells: list[MosaicCell], label_height: int = 22, gap: int = 4) -> Mosaic:
+def compose(cells: list[MosaicCell], label_height: int = 22, gap: int = GAP) -> Mosaic:
     """Lay ``cells`` (all of one photo size) out in a grid, each under its label strip."""
     if not cells:
         raise ValueError("compose needs at least one cell.")

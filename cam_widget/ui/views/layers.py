@@ -36,9 +36,7 @@ class LayersView:
     def cells(self, req: Request, ctx: ViewContext) -> list[CellSpec]:
         assert req.class_index is not None
         layers = req.layers or default_layers(ctx.layer_infos, ctx.cam_layer)
-        info = ctx.method_info(req.method)
-        expensive = bool(info and info.expensive)
-        return [CellSpec(layer, req.class_index, req.method, expensive=expensive) for layer in layers]
+        return [CellSpec(layer, req.class_index, req.method) for layer in layers]
 
     def label(self, cell: Cell, ctx: ViewContext) -> str:
         layer = cell.spec.layer

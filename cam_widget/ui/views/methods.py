@@ -21,11 +21,7 @@ class MethodsView:
     def cells(self, req: Request, ctx: ViewContext) -> list[CellSpec]:
         assert req.class_index is not None
         names = req.methods or tuple(m.name for m in ctx.methods if not m.expensive)
-        out = []
-        for name in names:
-            info = ctx.method_info(name)
-            out.append(CellSpec(req.layer, req.class_index, name, expensive=bool(info and info.expensive)))
-        return out
+        return [CellSpec(req.layer, req.class_index, name) for name in names]
 
     def label(self, cell: Cell, ctx: ViewContext) -> str:
         text = method_label(cell.spec.method)

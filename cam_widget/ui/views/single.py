@@ -16,8 +16,7 @@ class SingleView:
 
     def cells(self, req: Request, ctx: ViewContext) -> list[CellSpec]:
         assert req.class_index is not None
-        info = ctx.method_info(req.method)
-        return [CellSpec(req.layer, req.class_index, req.method, expensive=bool(info and info.expensive))]
+        return [CellSpec(req.layer, req.class_index, req.method)]
 
     def label(self, cell: Cell, ctx: ViewContext) -> str:
         return f"{cell.spec.layer} · {ctx.resolution(cell.spec.layer)} · {method_label(cell.method)}"
