@@ -43,9 +43,18 @@ OFFLINE_STARTUP = (Path(__file__).parent / "offline.py").read_text() + "\ninstal
 
 
 def kernel_env(
-    root: Path, python: str | os.PathLike[str], env: dict[str, str] | None = None
+    root: Path,
+    python: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    code: Path | None = REPO,
 ) -> dict[str, str]:
-    """Environment for a kernel of ``python``: a private python3 kernelspec and an offline IPython profile."""
+    """Environment for a kernel of ``python``: a private python3 kernelspec and an offline IPython profile.
+
+    ``code`` goes first on ``PYTHONPATH``, so the kernel imports the cam_widget under test (this checkout,
+    not whichever one the virtualenv's editable install points at); ``None`` keeps the installed package.
+    The kernel sees the user's TensorFlow logging (no ``TF_CPP_MIN_LOG_LEVEL``): what a notebook prints
+    to stderr is part of what is tested.
+    """
     spec = root / "jupyter" / "kernels" / "python3"
     spec.mkdir(parents=True, exist_ok=True)
     (spec / "kernel.json").write_text(
@@ -62,15 +71,25 @@ def kernel_env(
     startup.mkdir(parents=True, exist_ok=True)
     (startup / "00-offline.py").write_text(OFFLINE_STARTUP)
     out = dict(os.environ if env is None else env)
+    out.pop("TF_CPP_MIN_LOG_LEVEL", None)  # set by tests/conftest.py for the test process itself
+    if code is not None:
+        out["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), out.get("PYTHONPATH", "")]))
     out.update(
         JUPYTER_PATH=str(root / "jupyter"),
         IPYTHONDIR=str(root / "ipython"),
-        TF_CPP_MIN_LOG_LEVEL="2",
         KERAS_BACKEND="tensorflow",
         MPLBACKEND="module://matplotlib_inline.backend_inline",
         PYDEVD_DISABLE_FILE_VALIDATION="1",
     )
     return out
+
+
+def use_kernel_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """Make ``env`` the environment kernels started from this process get (nbclient passes os.environ)."""
+    for key in set(os.environ) - set(env):
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
 
 
 # ------------------------------------------------------------------------------------------ (a) storage
@@ -115,11 +134,10 @@ def test_the_tour_keeps_the_explorer() -> None:
 @pytest.mark.notebook
 @pytest.mark.timeout(120)
 def test_notebook_kernel_is_this_venv_and_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The harness itself: the kernel runs this interpreter and cannot reach the internet."""
+    """The harness itself: the kernel runs this interpreter and this checkout and cannot reach the internet."""
     from nbclient import NotebookClient
 
-    for key, value in kernel_env(tmp_path, sys.executable).items():
-        monkeypatch.setenv(key, value)
+    use_kernel_env(monkeypatch, kernel_env(tmp_path, sys.executable))
     nb = nbformat.v4.new_notebook(
         metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
     )
@@ -135,9 +153,11 @@ def test_notebook_kernel_is_this_venv_and_offline(tmp_path: Path, monkeypatch: p
             "    print('connected')"
         ),
     ]
-    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    nb.cells.append(nbformat.v4.new_code_cell("import cam_widget; print(cam_widget.__file__)"))
+    NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert nb.cells[0].outputs[0]["text"].strip() == sys.executable
     assert nb.cells[1].outputs[0]["text"].strip() == "blocked"
+    assert nb.cells[2].outputs[0]["text"].strip() == str(REPO / "cam_widget" / "__init__.py")
 
 
 @pytest.mark.notebook
@@ -150,8 +170,7 @@ def test_notebook_executes_offline(
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    for key, value in kernel_env(tmp_path, sys.executable).items():
-        monkeypatch.setenv(key, value)
+    use_kernel_env(monkeypatch, kernel_env(tmp_path, sys.executable))
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
@@ -181,6 +200,14 @@ def test_notebook_executes_offline(
         if out.get("output_type") == "stream" and "Traceback (most recent call last)" in out.get("text", "")
     ]
     assert not tracebacks, f"{path.name}: a traceback was printed:\n{tracebacks[0]}"
+    stderr = [
+        (i, out.get("text", ""))
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream" and out.get("name") == "stderr"
+    ]
+    assert not stderr, f"{path.name}: cell {stderr[0][0]} wrote to stderr (a red box):\n{stderr[0][1][:3000]}"
 
 
 # ------------------------------------------------------------------------------------------ (c) Binder
@@ -288,7 +315,7 @@ def test_binder_recipe_runs_the_tour(tmp_path: Path, record_property: pytest.Rec
     assert "No broken requirements" in pinned.stdout
 
     # 3. the tour, executed offline with that environment's own kernel
-    kenv = kernel_env(tmp_path / "kernel", python, env)
+    kenv = kernel_env(tmp_path / "kernel", python, env, code=None)  # the package postBuild installed
     script = tmp_path / "execute_tour.py"
     script.write_text(_EXECUTE_TOUR)
     t = time.perf_counter()

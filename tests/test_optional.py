@@ -174,3 +174,14 @@ def test_the_results_table_without_pandas_or_pyarrow(
     with pytest.raises(MissingPackageError, match=r'pip install "cam-widget\[batch\]"'):
         store.write_parquet(tmp_path / "results.parquet", [{"a": 1}], ["a"])
     assert not (tmp_path / "results.parquet").exists()
+
+
+def test_the_canvas_without_anywidget_names_the_canvas_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cam_widget.ui import canvas
+
+    monkeypatch.setattr(canvas, "anywidget", None)
+    assert not canvas.available()
+    with pytest.raises(MissingPackageError) as info:
+        canvas.CAMCanvas()
+    assert str(info.value).startswith("CAMCanvas (the in-browser canvas view) needs the 'anywidget' package")
+    assert 'pip install "cam-widget[canvas]"' in str(info.value)

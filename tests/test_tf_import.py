@@ -143,13 +143,11 @@ def test_the_tours_first_cells_write_nothing_to_stderr(tmp_path: Path, monkeypat
     the first output of the model."""
     nbformat = pytest.importorskip("nbformat")
     from nbclient import NotebookClient
-    from test_notebooks import CELL_SECONDS, TOUR, kernel_env
+    from test_notebooks import CELL_SECONDS, TOUR, kernel_env, use_kernel_env
 
-    env = kernel_env(tmp_path, sys.executable)
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    env = kernel_env(tmp_path, sys.executable)  # this checkout's cam_widget; no TF_CPP_MIN_LOG_LEVEL
+    assert "TF_CPP_MIN_LOG_LEVEL" not in env
+    use_kernel_env(monkeypatch, env)
     nb = nbformat.read(TOUR, as_version=4)
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     first_model_output = next(i for i in code if "top_k(" in nb.cells[i].source)
