@@ -33,7 +33,9 @@ class Painted:
 
 
 class Output(Protocol):
-    """A front end for the panel's frames."""
+    """A front end for the panel's frames.  Optional members: ``paint_cells(cells, mosaic, colormap, alpha,
+    signed_colormap)`` (called instead of ``paint`` with the raw-map cells) and ``link(alpha_control,
+    colormap_control)`` (see :class:`~cam_widget.ui.canvas_output.CanvasOutput`)."""
 
     widget: widgets.DOMWidget
 
