@@ -14,7 +14,9 @@ from typing import Any
 from . import common
 from .common import fmt_ms
 
-NAMES = ("kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch")
+NAMES = (
+    "kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch", "methods",
+)
 CASE_LABELS = {
     "seed": "seed path (forward + Python loop + matplotlib PNG)",
     "alpha": "alpha change",
@@ -1192,6 +1194,10 @@ def write_report(results_dir: Path, md: Path, png: Path, runs: list[dict[str, An
         lines += _scaling(res["scaling"])
     if "refit" in res:
         lines += _refit(res["refit"])
+    if "methods" in res:
+        from .methods import report_lines
+
+        lines += report_lines(res["methods"])
     if "batch" in res:
         from .batch import report_lines as batch_lines  # dataset jobs: the section lives with its benchmark
 
