@@ -68,7 +68,7 @@ class FrameBuilder:
         t_top = time.perf_counter()
         cells, mosaic = self._content(req, photo, epoch)
         t_map = time.perf_counter()
-        painted = self.output.paint(mosaic, req.colormap, req.alpha, signed_colormap(req.colormap))
+        painted = self.output.paint(mosaic, req.colormap, req.alpha, signed_colormap(req.colormap), cells)
         t_enc = time.perf_counter()
         blend = float(getattr(painted, "blend_seconds", 0.0))
         timings = {"load": t_load - t0, "classify": t_top - t_load, "map": t_map - t_top,

@@ -1,7 +1,10 @@
 """Where a frame goes on screen.  An output turns a composed :class:`~cam_widget.ui.views.grid.Mosaic` into what
 its front end shows (:meth:`paint`, in the render thread) and puts it there (:meth:`publish`, inside the panel's
 ``hold_sync``).  :class:`ImageOutput` is the stock ``ipywidgets.Image``: the kernel blends and encodes ONE picture
-per change.  Another output (e.g. a canvas that blends in the browser) implements the same members.
+per change.  Another output implements the same members: one that blends in the browser reads ``cells`` (each
+:class:`~cam_widget.ui.state.Cell` has its raw map, ``normalize``/``relu``/``signed``, ``scale`` and ``label``; the
+cell pictures sit at ``mosaic.cells`` in ``mosaic.photo``) and may ignore the index mosaic; ``paint`` is called
+for every change, alpha and colormap included, with the same cell objects while only those two change.
 
 Live frames are JPEG at every size by default (``png_max=0``): PNG costs 5-10x more to encode and is ~5x larger
 even at 224 px, and speed is the point; Save and the static fallback are PNG (lossless).
@@ -10,6 +13,7 @@ even at 224 px, and speed is the point; Save and the static fallback are PNG (lo
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,6 +21,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from .. import render
+from .state import Cell
 from .views.grid import Mosaic, blend_mosaic
 
 __all__ = ["ImageOutput", "Output", "Painted"]
@@ -37,11 +42,13 @@ class Output(Protocol):
 
     widget: widgets.DOMWidget
 
-    def paint(self, mosaic: Mosaic, colormap: str, alpha: float, signed_colormap: str) -> Painted: ...
+    def paint(
+        self, mosaic: Mosaic, colormap: str, alpha: float, signed_colormap: str, cells: Sequence[Cell] = ()
+    ) -> Any: ...
 
-    def publish(self, painted: Painted) -> None: ...
+    def publish(self, painted: Any) -> None: ...
 
-    def plain(self, photo: np.ndarray) -> Painted: ...
+    def plain(self, photo: np.ndarray) -> Any: ...
 
     def hold_sync(self) -> Any: ...
 
@@ -58,7 +65,10 @@ class ImageOutput:
         )
         self.widget.add_class("cam-image")
 
-    def paint(self, mosaic: Mosaic, colormap: str, alpha: float, signed_colormap: str | None = None) -> Painted:
+    def paint(
+        self, mosaic: Mosaic, colormap: str, alpha: float, signed_colormap: str | None = None,
+        cells: Sequence[Cell] = (),
+    ) -> Painted:
         t0 = time.perf_counter()
         rgb = blend_mosaic(mosaic, colormap, alpha, signed_colormap)
         t1 = time.perf_counter()
