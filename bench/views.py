@@ -209,6 +209,19 @@ def section(res: dict[str, Any]) -> list[str]:
             f"**{'met' if b['met'] else 'missed'}**; {b['samples']} samples each, frame {b['frame']}).",
             "",
         ]
+        tl = {k: b["cases"][k]["timeline"] for k in ("grid_alpha", "floor_slider")}
+        busy = [tl[k].get("kernel_busy_to_image_sent") for k in ("grid_alpha", "floor_slider")]
+        if None not in busy:
+            lines += [
+                f"Where the difference sits: kernel busy -> image sent {busy[0]:.1f} ms for the grid vs {busy[1]:.1f} ms "
+                "for the floor, which swaps frames encoded in advance; the rest of the path is the same. With the "
+                "Image output every opacity step re-blends and JPEG-encodes the whole grid in the kernel, so the "
+                "ratio moves with the machine's load (load average before/after this run: "
+                f"{(v or {}).get('load_before', {}).get('loadavg', '?')} / "
+                f"{(v or {}).get('load_after', {}).get('loadavg', '?')}); an output that blends in the browser "
+                "(`cam_widget.ui.canvas`) takes the kernel off that path.",
+                "",
+            ]
     return lines
 
 

@@ -39,6 +39,7 @@ from .output import ImageOutput, Output
 from .photos import PhotoStore
 from .screen import Screen
 from .views import all_views
+from .views.layers import default_layers
 
 __all__ = ["CAMExplorer"]
 
@@ -130,6 +131,7 @@ class CAMExplorer(widgets.VBox):
             alpha=alpha, colormap=colormap, colormaps=_colormaps(colormap), view=view, scope=scope)
         for name, w in self.controls.items():
             setattr(self, name, w)
+        self.layers_control.value = default_layers(self._layer_infos, getattr(engine, "cam_layer", None))
         self._caption = Caption()
         self.caption = self._caption.widget
         self.legend, self.status = self._caption.legend, self._caption.status
