@@ -136,6 +136,13 @@ def _warm(job: Any) -> float:
     return time.perf_counter() - t0
 
 
+def _clear(job: Any) -> None:
+    """Empty this process's engine cache, so a repeat over the same photos computes everything again."""
+    from cam_widget.batch.engines import engine_for
+
+    engine_for(job).clear_cache()
+
+
 def _fresh(job: Any, folder: Path) -> Any:
     from cam_widget.batch import BatchJob
 
@@ -205,6 +212,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
             engine.features_many(arrays, [layer], cache=False, batch_size=32)
             fm_arrays.append(now() - t0)
             j = _fresh(job, tmp / f"local{r}")
+            _clear(job)
             t0 = now()
             run_job(j)
             local.append(now() - t0)
@@ -228,6 +236,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         dask1 = []
         for r in range(reps):
             j = _fresh(job, tmp / f"dask1-{r}")
+            client.run(_clear, job)
             t0 = now()
             run_job(j, client)
             dask1.append(now() - t0)
@@ -238,6 +247,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
             client.run(_warm, job)
             for r in range(reps):
                 j = _fresh(job, tmp / f"dask2-{r}")
+                client.run(_clear, job)
                 t0 = now()
                 run_job(j, client)
                 dask2.append(now() - t0)

@@ -71,10 +71,14 @@ def _instrument(ex, tag):
     ex.image_widget.observe(lambda ch: CTRL.append(("image", time.perf_counter(), tag)), "value")
     return ex
 
-# the widget as shipped (renders in its worker thread inside a kernel), and the same with threaded=False
-explorer = _instrument(cam_widget.CAMExplorer(engine, {{"photo": photo}}, display_size={display!r}), "threaded")
+# the widget on the kernel-rendered Image path (renders in its worker thread inside a kernel), and the same with
+# threaded=False; the in-browser canvas output (the default where anywidget is installed) is bench/canvas_latency.py
+from cam_widget.ui.output import ImageOutput
+explorer = _instrument(cam_widget.CAMExplorer(engine, {{"photo": photo}}, display_size={display!r},
+                                              output=ImageOutput()), "threaded")
 explorer_sync = _instrument(
-    cam_widget.CAMExplorer(engine, {{"photo": photo}}, display_size={display!r}, threaded=False), "sync")
+    cam_widget.CAMExplorer(engine, {{"photo": photo}}, display_size={display!r}, threaded=False,
+                           output=ImageOutput()), "sync")
 print("kernel python:", sys.executable)
 print("frame:", explorer.overlay_rgb.shape, explorer.image_widget.format, "threaded:", explorer.threaded,
       explorer_sync.threaded)

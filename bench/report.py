@@ -15,7 +15,9 @@ from typing import Any
 from . import common
 from .common import fmt_ms
 
-NAMES = ("kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch")
+NAMES = (
+    "kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch", "methods",
+)
 #: Benchmarks whose module renders its own BENCHMARKS.md section: ``bench.<name>.section(results) -> list[str]``
 #: (``results``: every loaded results file by name), appended after the built-in sections.
 SECTION_MODULES: tuple[str, ...] = ("views",)
@@ -1196,6 +1198,10 @@ def write_report(results_dir: Path, md: Path, png: Path, runs: list[dict[str, An
         lines += _scaling(res["scaling"])
     if "refit" in res:
         lines += _refit(res["refit"])
+    if "methods" in res:
+        from .methods import report_lines
+
+        lines += report_lines(res["methods"])
     if "batch" in res:
         from .batch import report_lines as batch_lines  # dataset jobs: the section lives with its benchmark
 

@@ -14,6 +14,7 @@
 // of stock ipywidgets controls (their change events): a step repaints here without waiting for the kernel.
 
 const MODES = ["minmax", "shared", "signed", "none", "fixed"];
+const MODEL_KEYS = ["alpha", "colormap", "normalize", "luts", "signed_colormaps", "columns", "note", "pins"];
 const STORES = new WeakMap(); // model -> decoded photos and index maps, shared by every view of the model
 
 const CSS = `
@@ -29,6 +30,7 @@ const CSS = `
 .cam-canvas-readout, .cam-canvas-pinned { min-height: 1.4em; font-variant-numeric: tabular-nums; }
 .cam-canvas-note { min-height: 0; }
 .cam-canvas-error { color: #b00020; }
+.cam-canvas-host.cam-canvas-live > .cam-canvas-fallback { display: none !important; }
 `;
 
 function fmt(v) {
@@ -73,6 +75,7 @@ function minMax(a) {
 function sharedScale(raws) {
   let hi = -Infinity, any = false;
   for (const raw of raws) {
+    if (!raw) continue;
     for (let i = 0; i < raw.length; i++) {
       const v = raw[i] > 0 ? raw[i] : 0;
       if (Number.isFinite(raw[i])) { any = true; if (v > hi) hi = v; }
@@ -250,7 +253,7 @@ class CanvasView {
     this.onControls = () => this.bindControls();
     model.on("change:cells", this.onCells);
     model.on("change:photos", this.onCells);
-    for (const name of ["alpha", "colormap", "normalize", "luts", "columns", "note", "pins"]) {
+    for (const name of MODEL_KEYS) {
       model.on(`change:${name}`, this.onModel);
     }
     model.on("change:controls", this.onControls);
@@ -264,7 +267,7 @@ class CanvasView {
     this.store.listeners.delete(this.onStore);
     this.model.off("change:cells", this.onCells);
     this.model.off("change:photos", this.onCells);
-    for (const name of ["alpha", "colormap", "normalize", "luts", "columns", "note", "pins"]) {
+    for (const name of MODEL_KEYS) {
       this.model.off(`change:${name}`, this.onModel);
     }
     this.model.off("change:controls", this.onControls);
@@ -341,8 +344,8 @@ class CanvasView {
     return raw.map((c) => {
       const entry = photos[c.photo];
       return {
-        id: c.id, photoKey: c.photo, entry, label: c.label || "", shape: c.shape, raw: float32Of(c.map),
-        vrange: c.vrange || null, relu: c.relu !== false,
+        id: c.id, photoKey: c.photo, entry, label: c.label || "", shape: c.shape,
+        raw: c.map ? float32Of(c.map) : null, vrange: c.vrange || null, relu: c.relu !== false, signed: !!c.signed,
       };
     });
   }
@@ -391,6 +394,8 @@ class CanvasView {
     const cmap = this.setting("colormap");
     const luts = this.model.get("luts") || {};
     const lut = luts[cmap] ? bytesOf(luts[cmap]) : null;
+    const signedName = (this.model.get("signed_colormaps") || {})[cmap] || cmap;
+    const signedLut = luts[signedName] ? bytesOf(luts[signedName]) : null;
     let alpha = Number(this.setting("alpha"));
     if (!Number.isFinite(alpha)) alpha = 0.5;
     alpha = Math.min(1, Math.max(0, alpha));
@@ -407,10 +412,14 @@ class CanvasView {
       if (!photo.pixels || !lut) return; // painted when the decode finishes / the table arrives
       const W = photo.w, H = photo.h;
       if (f.canvas.width !== W || f.canvas.height !== H) { f.canvas.width = W; f.canvas.height = H; f.out = null; }
-      f.scale = scaleFor(mode, cell, shared);
-      const index = this.store.index(cell, f.scale, H, W);
       if (!f.out) f.out = f.ctx.createImageData(W, H);
-      blend(photo.pixels, index, lut, alpha, f.out.data);
+      if (cell.raw) {
+        f.scale = scaleFor(mode, cell, shared);
+        const index = this.store.index(cell, f.scale, H, W);
+        blend(photo.pixels, index, cell.signed && signedLut ? signedLut : lut, alpha, f.out.data);
+      } else {
+        f.out.data.set(photo.pixels); // the photo alone (no map for this cell)
+      }
       f.ctx.putImageData(f.out, 0, 0);
       f.canvas.dataset.alpha = String(alpha);
       f.canvas.dataset.colormap = cmap;
@@ -427,7 +436,7 @@ class CanvasView {
   // The map cell under a mouse event: (row, col) at the layer's resolution and the raw value there.
   probe(f, e) {
     const cell = f.cell;
-    if (!cell) return null;
+    if (!cell || !cell.raw) return null;
     const rect = f.canvas.getBoundingClientRect();
     if (rect.width <= 0 || rect.height <= 0) return null;
     const [mh, mw] = cell.shape;
@@ -467,7 +476,7 @@ class CanvasView {
       for (const m of f.stage.querySelectorAll(".cam-canvas-pin")) m.remove();
       const mine = pins.filter((p) => p.cell === f.index);
       const cell = f.cell;
-      if (!cell) { f.pinned.textContent = ""; return; }
+      if (!cell || !cell.raw) { f.pinned.textContent = ""; return; }
       const [mh, mw] = cell.shape;
       for (const p of mine) {
         const dot = document.createElement("div");
@@ -489,8 +498,17 @@ class CanvasView {
   }
 }
 
+// A host widget (CanvasOutput's box) shows kernel-rendered fall-back frames next to the canvas until the canvas
+// is known to render: mark the host live as soon as this view is inside it, so the fall-back hides at once.
+function markHost(el, tries = 120) {
+  const host = el.closest(".cam-canvas-host");
+  if (host) host.classList.add("cam-canvas-live");
+  else if (tries > 0) requestAnimationFrame(() => markHost(el, tries - 1));
+}
+
 function render({model, el}) {
   const view = new CanvasView(model, el);
+  markHost(el);
   model.send({event: "ready"}); // the kernel's handshake: this front end exists and rendered
   return () => view.dispose();
 }

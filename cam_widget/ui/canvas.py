@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -70,18 +69,21 @@ def available() -> bool:
 
 @dataclass(frozen=True)
 class CanvasCell:
-    """One picture of a canvas: a photo (RGB uint8, shown at its own size), a raw map and a label.
+    """One picture of a canvas: a photo (RGB uint8, shown at its own size), a raw map (``None``: the photo alone)
+    and a label.
 
-    ``vrange`` and ``relu`` are used by the ``fixed`` normalisation (and ``relu`` by nothing else).
+    ``vrange`` and ``relu`` are used by the ``fixed`` normalisation (and ``relu`` by nothing else).  ``signed``
+    cells are coloured with ``signed_colormaps[colormap]`` (a diverging map) instead of the colormap.
     ``photo_key`` names the photo (cells sharing a key share one transfer); default: a hash of its pixels.
     """
 
     image: np.ndarray
-    cam: np.ndarray
+    cam: np.ndarray | None
     label: str = ""
     vrange: tuple[float, float] | None = None
     relu: bool = True
     photo_key: str | None = None
+    signed: bool = False
 
 
 def normalize_args(
@@ -114,7 +116,7 @@ def _check_cell(cell: Any) -> CanvasCell:
             f"A canvas cell is a CanvasCell or an (image, cam[, label]) tuple; got {type(cell).__name__}."
         )
     image = render._check_image(c.image)
-    cam = render._as_map(c.cam)  # the render module's own shape/dtype rules and messages
+    cam = None if c.cam is None else render._as_map(c.cam)  # render's own shape/dtype rules and messages
     if c.vrange is not None and len(tuple(c.vrange)) != 2:
         raise ValueError(f"vrange must be a (vmin, vmax) pair; got {c.vrange!r}.")
     return CanvasCell(
@@ -124,6 +126,7 @@ def _check_cell(cell: Any) -> CanvasCell:
         None if c.vrange is None else (float(c.vrange[0]), float(c.vrange[1])),
         bool(c.relu),
         c.photo_key,
+        bool(c.signed),
     )
 
 
@@ -162,6 +165,8 @@ class CAMCanvas(_Base):
     cells = t.List().tag(sync=True)
     #: colormap name -> 768 bytes (256 x RGB, :func:`cam_widget.render.colormap_lut`)
     luts = t.Dict().tag(sync=True)
+    #: colormap -> the colormap ``signed`` cells use with it (missing: the colormap itself)
+    signed_colormaps = t.Dict().tag(sync=True)
     #: widgets whose ``value`` the browser follows: {"alpha": slider, "colormap": dropdown, "normalize": ...}
     controls = t.Dict().tag(sync=True, **widget_serialization)
     #: for linked selection widgets (which sync an ``index``, not a value): name -> option values in order
@@ -214,11 +219,12 @@ class CAMCanvas(_Base):
         for c in checked:
             key = c.photo_key or _photo_key(c.image)
             photos[key] = self._photo_entry(key, c.image)
-            data = np.ascontiguousarray(c.cam, dtype="<f4").tobytes()
+            data = None if c.cam is None else np.ascontiguousarray(c.cam, dtype="<f4").tobytes()
+            shape = [] if c.cam is None else list(c.cam.shape)
             out.append({
-                "photo": key, "map": data, "shape": list(c.cam.shape), "label": c.label,
-                "vrange": None if c.vrange is None else list(c.vrange), "relu": c.relu,
-                "id": hashlib.blake2b(data + repr(c.cam.shape).encode(), digest_size=8).hexdigest(),
+                "photo": key, "map": data, "shape": shape, "label": c.label,
+                "vrange": None if c.vrange is None else list(c.vrange), "relu": c.relu, "signed": c.signed,
+                "id": hashlib.blake2b((data or b"") + repr(shape).encode(), digest_size=8).hexdigest(),
             })  # fmt: skip
         with self.hold_sync():
             if columns is not None:
@@ -250,6 +256,11 @@ class CAMCanvas(_Base):
                 self._encoded.popitem(last=False)
         self._encoded.move_to_end(key)
         return entry
+
+    def set_signed_colormaps(self, mapping: dict[str, str]) -> None:
+        """Which colormap ``signed`` cells use with each colormap (their tables are sent too)."""
+        self.add_colormaps(list(mapping.values()))
+        self.signed_colormaps = {str(k): str(v) for k, v in mapping.items() if k != v}
 
     def add_colormaps(self, names: Sequence[str]) -> None:
         """Send the lookup tables of ``names`` too (each once), so the browser can switch to them at once."""
@@ -342,9 +353,11 @@ class CAMCanvas(_Base):
     def overlays(self) -> list[np.ndarray]:
         """Each cell as :func:`cam_widget.render.overlay` draws it with the current settings (what the browser
         paints)."""
-        maps = [c.cam for c in self._cells]
+        maps = [c.cam for c in self._cells if c.cam is not None]
+        signed = self.signed_colormaps.get(self.colormap, self.colormap)
         return [
-            render.overlay(c.image, c.cam, alpha=self.alpha, colormap=self.colormap,
+            c.image.copy() if c.cam is None else
+            render.overlay(c.image, c.cam, alpha=self.alpha, colormap=signed if c.signed else self.colormap,
                            **normalize_args(self.normalize, c.cam, maps, c))
             for c in self._cells
         ]  # fmt: skip
@@ -391,17 +404,17 @@ class CAMCanvas(_Base):
         """Block until a browser rendered the canvas (``False`` on timeout)."""
         return self._ready_event.wait(timeout)
 
-    def on_missing_frontend(self, callback: Callable[[], None], timeout: float = 8.0) -> None:
-        """Call ``callback`` (once, from a timer thread) unless a browser renders the canvas within ``timeout``
-        seconds: the anywidget front end is not installed where the notebook is shown."""
-
-        def check() -> None:
-            deadline = time.monotonic() + timeout
-            if not self._ready_event.wait(max(0.0, deadline - time.monotonic())):
-                callback()
-
-        threading.Thread(target=check, name="cam-canvas-handshake", daemon=True).start()
+    def on_ready(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (in the kernel's comm handler) when a browser first renders the canvas; at once if
+        one already has."""
+        if self._ready_event.is_set():
+            callback()
+        else:
+            self._ready_callbacks.append(callback)
 
     def _on_frontend_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("event") == "ready":
+        if isinstance(content, dict) and content.get("event") == "ready" and not self._ready_event.is_set():
             self._ready_event.set()
+            callbacks, self._ready_callbacks = self._ready_callbacks, []
+            for fn in callbacks:
+                fn()

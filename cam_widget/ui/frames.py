@@ -68,7 +68,9 @@ class FrameBuilder:
         t_top = time.perf_counter()
         cells, mosaic = self._content(req, photo, epoch)
         t_map = time.perf_counter()
-        painted = self.output.paint(mosaic, req.colormap, req.alpha, signed_colormap(req.colormap), cells)
+        colours = (req.colormap, req.alpha, signed_colormap(req.colormap))
+        paint_cells = getattr(self.output, "paint_cells", None)  # an output that wants the raw maps (the canvas)
+        painted = paint_cells(cells, mosaic, *colours) if paint_cells else self.output.paint(mosaic, *colours)
         t_enc = time.perf_counter()
         blend = float(getattr(painted, "blend_seconds", 0.0))
         timings = {"load": t_load - t0, "classify": t_top - t_load, "map": t_map - t_top,

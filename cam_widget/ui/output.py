@@ -1,10 +1,7 @@
 """Where a frame goes on screen.  An output turns a composed :class:`~cam_widget.ui.views.grid.Mosaic` into what
 its front end shows (:meth:`paint`, in the render thread) and puts it there (:meth:`publish`, inside the panel's
 ``hold_sync``).  :class:`ImageOutput` is the stock ``ipywidgets.Image``: the kernel blends and encodes ONE picture
-per change.  Another output implements the same members: one that blends in the browser reads ``cells`` (each
-:class:`~cam_widget.ui.state.Cell` has its raw map, ``normalize``/``relu``/``signed``, ``scale`` and ``label``; the
-cell pictures sit at ``mosaic.cells`` in ``mosaic.photo``) and may ignore the index mosaic; ``paint`` is called
-for every change, alpha and colormap included, with the same cell objects while only those two change.
+per change.  Another output (e.g. a canvas that blends in the browser) implements the same members.
 
 Live frames are JPEG at every size by default (``png_max=0``): PNG costs 5-10x more to encode and is ~5x larger
 even at 224 px, and speed is the point; Save and the static fallback are PNG (lossless).
@@ -13,7 +10,6 @@ even at 224 px, and speed is the point; Save and the static fallback are PNG (lo
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,7 +17,6 @@ import ipywidgets as widgets
 import numpy as np
 
 from .. import render
-from .state import Cell
 from .views.grid import Mosaic, blend_mosaic
 
 __all__ = ["ImageOutput", "Output", "Painted"]
@@ -38,17 +33,17 @@ class Painted:
 
 
 class Output(Protocol):
-    """A front end for the panel's frames."""
+    """A front end for the panel's frames.  Optional members: ``paint_cells(cells, mosaic, colormap, alpha,
+    signed_colormap)`` (called instead of ``paint`` with the raw-map cells) and ``link(alpha_control,
+    colormap_control)`` (see :class:`~cam_widget.ui.canvas_output.CanvasOutput`)."""
 
     widget: widgets.DOMWidget
 
-    def paint(
-        self, mosaic: Mosaic, colormap: str, alpha: float, signed_colormap: str, cells: Sequence[Cell] = ()
-    ) -> Any: ...
+    def paint(self, mosaic: Mosaic, colormap: str, alpha: float, signed_colormap: str) -> Painted: ...
 
-    def publish(self, painted: Any) -> None: ...
+    def publish(self, painted: Painted) -> None: ...
 
-    def plain(self, photo: np.ndarray) -> Any: ...
+    def plain(self, photo: np.ndarray) -> Painted: ...
 
     def hold_sync(self) -> Any: ...
 
@@ -65,10 +60,7 @@ class ImageOutput:
         )
         self.widget.add_class("cam-image")
 
-    def paint(
-        self, mosaic: Mosaic, colormap: str, alpha: float, signed_colormap: str | None = None,
-        cells: Sequence[Cell] = (),
-    ) -> Painted:
+    def paint(self, mosaic: Mosaic, colormap: str, alpha: float, signed_colormap: str | None = None) -> Painted:
         t0 = time.perf_counter()
         rgb = blend_mosaic(mosaic, colormap, alpha, signed_colormap)
         t1 = time.perf_counter()

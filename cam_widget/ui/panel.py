@@ -27,6 +27,7 @@ import numpy as np
 from .. import render
 from ..errors import CAMError
 from ..imaging import MAX_PIXELS
+from .canvas_output import default_output
 from .caption import Caption, error_html
 from .catalog import available_methods
 from .controls import build_controls, layer_options, layout_rows, show, sorted_class_options
@@ -35,7 +36,7 @@ from .frames import FrameBuilder
 from .handlers import Handlers
 from .jobs import LongRun
 from .maps import MapStore
-from .output import ImageOutput, Output
+from .output import Output
 from .photos import PhotoStore
 from .screen import Screen
 from .views import all_views
@@ -91,7 +92,9 @@ class CAMExplorer(widgets.VBox):
         max_upload_bytes, max_upload_pixels: caps for uploaded files.
         save_dir: where the Save button writes full-resolution PNGs.
         threaded: render in a background thread with coalescing (default: only inside a kernel).
-        output: the front end of the frames (default: :class:`~cam_widget.ui.output.ImageOutput`).
+        output: the front end of the frames (default: the in-browser canvas,
+            :class:`~cam_widget.ui.canvas_output.CanvasOutput`, inside a kernel with anywidget installed, else
+            :class:`~cam_widget.ui.output.ImageOutput`).
 
     Controls (attributes): ``image_control``, ``upload_control``, ``class_control``, ``class_search``,
     ``layer_control``, ``method_control``, ``refit_button``, ``alpha_control``, ``colormap_control``,
@@ -116,7 +119,7 @@ class CAMExplorer(widgets.VBox):
         methods = available_methods()
         self._store = PhotoStore(images, display_size, max_upload_bytes, max_upload_pixels)
         self._mapstore = MapStore(engine, methods, map_cache_bytes)
-        self.output = output or ImageOutput(png_max, jpeg_quality)
+        self.output = output or default_output(png_max, jpeg_quality, _in_kernel())
         self._frames = FrameBuilder(engine, self._store, self._mapstore, all_views(), self.output,
                                     layer_infos=self._layer_infos, methods=methods, refit_reports=self.refit_reports,
                                     top_k=self.top_k, normalize=normalize, relu=bool(relu))
@@ -132,6 +135,8 @@ class CAMExplorer(widgets.VBox):
         for name, w in self.controls.items():
             setattr(self, name, w)
         self.layers_control.value = default_layers(self._layer_infos, getattr(engine, "cam_layer", None))
+        if hasattr(self.output, "link"):  # an output that follows opacity/colormap in the browser (the canvas)
+            self.output.link(self.alpha_control, self.colormap_control)
         self._caption = Caption()
         self.caption = self._caption.widget
         self.legend, self.status = self._caption.legend, self._caption.status

@@ -932,7 +932,12 @@ class LabPage:
             f".jp-OutputArea-output .jupyter-widgets {selector}, .jp-OutputArea-output {selector}.jupyter-widgets"
         ).first
         loc.wait_for(state="visible", timeout=timeout * 1000)
-        if loc.evaluate("el => el.tagName") == "IMG":
+        tag = loc.evaluate("el => el.tagName")
+        if tag == "CANVAS":  # cam-widget's canvas view: painted once it bumped data-frame
+            self.page.wait_for_function(
+                "(el) => Number(el.dataset.frame || 0) > 0", arg=loc.element_handle(), timeout=timeout * 1000
+            )
+        if tag == "IMG":
             loc.evaluate(
                 """(img) => new Promise((resolve, reject) => {
                     if (img.complete && img.naturalWidth > 0) return resolve(true);
@@ -995,12 +1000,15 @@ class LabPage:
         raise HarnessError(f"do not know how to step {info['tag']}.{info['cls']} with the keyboard")
 
     def img_src(self, img: Any) -> str:
-        return img.evaluate("el => el.getAttribute('src') || ''")
+        """An ``<img>``'s src, or a ``<canvas>``'s frame counter (``data-frame``, bumped at every paint)."""
+        return img.evaluate("el => el.tagName === 'IMG' ? (el.getAttribute('src') || '') : (el.dataset.frame || '')")
 
     def wait_src_change(self, img: Any, old_src: str, timeout: float = 60) -> str:
         """Wait until ``img``'s src differs from ``old_src`` and the new image is loaded; return the new src."""
         self.page.wait_for_function(
-            "([el, old]) => (el.getAttribute('src') || '') !== old && el.complete && el.naturalWidth > 0",
+            """([el, old]) => el.tagName === 'IMG'
+                ? (el.getAttribute('src') || '') !== old && el.complete && el.naturalWidth > 0
+                : (el.dataset.frame || '') !== old""",
             arg=[img.element_handle(), old_src], timeout=timeout * 1000, polling=50,
         )  # fmt: skip
         return self.img_src(img)

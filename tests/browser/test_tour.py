@@ -54,7 +54,11 @@ def test_tour_notebook_keyboard(lab: LabPage) -> None:
 
     explorer = lab.page.locator(".jp-OutputArea-output .cam-explorer").first
     explorer.wait_for(state="visible", timeout=60_000)
-    img = lab.wait_for_widget("img.cam-image", timeout=60)
+    # the panel's picture: the in-browser canvas (anywidget installed), or the Image path's <img>
+    picture = lab.page.locator(".cam-explorer canvas.cam-canvas-cell, .cam-explorer img.cam-image").first
+    picture.wait_for(state="attached", timeout=60_000)
+    tag = picture.evaluate("el => el.tagName")
+    img = lab.wait_for_widget("canvas.cam-canvas-cell" if tag == "CANVAS" else "img.cam-image", timeout=60)
     # The first frame renders in the panel's worker thread: wait for its status line.
     lab.page.wait_for_function(
         "(el) => el.innerText.trim().length > 0", arg=explorer.locator(".cam-status").first.element_handle(),

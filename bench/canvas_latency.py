@@ -1,0 +1,242 @@
+"""Benchmark: the in-browser canvas output as Binder users see it -- keypress -> painted, with and without a
+network round trip between Chromium and Jupyter.
+
+A fixed one-way delay (``bench/delay_proxy.py``: an asyncio TCP proxy on 127.0.0.1, default 50 ms each way, so a
+100 ms round trip; no tc/netem) sits between the browser and the Jupyter server in the "rtt" configuration; the
+"localhost" configuration connects directly.  In each, one notebook shows two CAMExplorers on the same photo:
+the default output (CanvasOutput: the browser blends; opacity and colormap never wait for the kernel) and the
+kernel-rendered Image path (``output=ImageOutput()``), plus the floor in another tab: a bare ``ipywidgets.Image``
+swapping pre-encoded JPEG overlays of the same size.  Cases (timed in the page, tests/browser/jlab.py):
+
+* canvas: opacity (slider), colormap (dropdown), class cached and first time (map caches emptied before each
+  step, untimed) at the 7x7 CAM layer, and the same two at a 14x14 layer (Grad-CAM);
+* Image path: opacity and class (cached), for comparison;
+* floor: slider and dropdown.
+
+Bytes per change: every kernel-websocket frame recorded between the keypress and the settled picture, both ways.
+
+    .venv/bin/python -m bench.canvas_latency [--quick] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import sys
+from typing import Any
+
+from . import common
+from .browser_latency import _control, _series, kernel_exec
+from .common import log, now
+from .delay_proxy import DelayProxy
+
+NAME = "canvas_latency"
+ONE_WAY_MS = 50
+sys.path.insert(0, str(common.REPO_ROOT / "tests" / "browser"))
+
+SETUP = """\
+import sys
+sys.path.insert(0, {repo!r})
+import numpy as np
+import cam_widget
+from cam_widget.samples import sample_image
+from cam_widget.ui.canvas_output import CanvasOutput
+from cam_widget.ui.output import ImageOutput
+
+engine = cam_widget.default_engine()
+photo = sample_image("chelsea")
+canvas_panel = cam_widget.CAMExplorer(engine, {{"photo": photo}}, display_size={display!r})
+image_panel = cam_widget.CAMExplorer(engine, {{"photo": photo}}, display_size={display!r}, output=ImageOutput())
+assert isinstance(canvas_panel.output, CanvasOutput), type(canvas_panel.output)
+LAYER14 = [i.name for i in engine.layers() if i.shape[:2] == (14, 14)][-1]
+print("kernel python:", sys.executable, "layer14:", LAYER14)
+"""
+
+FLOOR_FRAMES = """\
+import cv2
+from cam_widget import render
+from cam_widget.samples import sample_image
+_photo = sample_image("chelsea")
+_rng = np.random.default_rng(0)
+frames = []
+for _i in range(48):  # JPEG overlays of the explorer's size and content class (a 7x7 map over the photo)
+    _cam = _rng.normal(size=(7, 7)).astype(np.float32)
+    frames.append(render.encode(render.overlay(_photo, _cam, alpha=0.3 + 0.01 * _i), "jpeg", 90))
+"""
+
+
+def _bytes(m: Any) -> dict[str, int]:
+    ws = m.raw.get("ws", [])
+    return {
+        "sent": sum(w["size"] for w in ws if w["dir"] == "send"),
+        "received": sum(w["size"] for w in ws if w["dir"] == "recv"),
+        "frames": len(ws),
+    }
+
+
+def _case(samples: list[Any]) -> dict[str, Any]:
+    import jlab
+
+    s = jlab.summarize(samples)
+    b = [_bytes(m) for m in samples]
+    s["bytes_sent_median"] = statistics.median(x["sent"] for x in b) if b else None
+    s["bytes_received_median"] = statistics.median(x["received"] for x in b) if b else None
+    s["bytes_total_median"] = statistics.median(x["sent"] + x["received"] for x in b) if b else None
+    s["ws_frames_median"] = statistics.median(x["frames"] for x in b) if b else None
+    s["samples"] = [{**m.as_dict(), **x} for m, x in zip(samples, b, strict=True)]
+    return s
+
+
+def measure(server: Any, ctx: Any, label: str, one_way_ms: float, n: int, display: int = 768) -> dict[str, Any]:
+    """Every case once through ``label``'s connection (direct, or through a delay proxy)."""
+    import jlab
+
+    proxy = DelayProxy(server.port, one_way_ms).start() if one_way_ms > 0 else None
+    view = server
+    if proxy is not None:  # the same server, reached through the proxy's port
+        view = copy.copy(server)
+        view.port = proxy.port
+    tag = f"{label}"
+    nb, fl_nb = f"canvas_{tag}.ipynb", f"canvas_floor_{tag}.ipynb"
+    jlab.write_notebook(
+        server.root_dir / nb,
+        [("markdown", f"# canvas latency: {label}"), SETUP.format(repo=str(common.REPO_ROOT), display=display),
+         "canvas_panel", "image_panel"],
+    )  # fmt: skip
+    jlab.write_floor_notebook(server.root_dir / fl_nb, fmt="jpeg", frames_code=FLOOR_FRAMES)
+    ex = jlab.LabPage(ctx, view)
+    fl = jlab.LabPage(ctx, view)
+    res: dict[str, Any] = {"label": label, "one_way_delay_ms": one_way_ms, "display_size": display}
+    samples: dict[str, list[Any]] = {}
+    try:
+        t0 = now()
+        ex.open_notebook(nb, timeout=240)
+        ex.page.set_viewport_size({"width": 1280, "height": 2400})
+        ex.run_all_cells(timeout=300)
+        if ex.errors():
+            raise jlab.HarnessError(f"notebook failed: {ex.errors()}")
+        panels = ex.page.locator(".jp-OutputArea-output .cam-explorer")
+        canvas = ex.wait_for_widget("canvas.cam-canvas-cell", timeout=120)
+        img = ex.wait_for_widget("img.cam-image", timeout=120)
+        res["notebook_ready_s"] = round(now() - t0, 1)
+        cv_root, im_root = panels.nth(0), panels.nth(1)
+        cprobe, iprobe = jlab.LatencyProbe(ex, canvas), jlab.LatencyProbe(ex, img)
+        c_alpha, c_cmap, c_class = (_control(cv_root, k) for k in (".cam-alpha", ".cam-colormap", ".cam-class"))
+        i_alpha, i_class = _control(im_root, ".cam-alpha"), _control(im_root, ".cam-class")
+
+        def forget() -> None:
+            kernel_exec(ex, "canvas_panel.clear_cache()")
+
+        def warm(ctl: Any, target: Any) -> None:  # visit the classes the cached series toggles between
+            for fwd in (True, False, True, False):
+                ex.press_and_wait_change(ctl, ex.step_key(ctl, forward=fwd), target)
+
+        samples["canvas_opacity"] = _series(ex, cprobe, c_alpha, n, True, 2)
+        samples["canvas_colormap"] = _series(ex, cprobe, c_cmap, n, True, 1)
+        samples["canvas_class_first"] = _series(ex, cprobe, c_class, max(3, n // 2), False, 0, before=forget)
+        warm(c_class, canvas)
+        samples["canvas_class_cached"] = _series(ex, cprobe, c_class, n, True, 1)
+        samples["image_opacity"] = _series(ex, iprobe, i_alpha, n, True, 2)
+        warm(i_class, img)
+        samples["image_class_cached"] = _series(ex, iprobe, i_class, n, True, 1)
+        # the 14x14 layer (Grad-CAM): a map of 784 bytes instead of 196
+        kernel_exec(ex, "canvas_panel.method_control.value = 'gradcam'; canvas_panel.layer_control.value = LAYER14;"
+                        " canvas_panel.wait()")  # fmt: skip
+        ex.page.wait_for_timeout(500)
+        samples["canvas_class_first_14x14"] = _series(ex, cprobe, c_class, max(3, n // 2), False, 0, before=forget)
+        warm(c_class, canvas)
+        samples["canvas_class_cached_14x14"] = _series(ex, cprobe, c_class, n, True, 1)
+        ex.screenshot(f"bench_canvas_{tag}", scroll_to=canvas)
+
+        fl.open_notebook(fl_nb, timeout=180)
+        fl.run_all_cells(timeout=180)
+        if fl.errors():
+            raise jlab.HarnessError(f"floor notebook failed: {fl.errors()}")
+        fl_img = fl.wait_for_widget(f"img.{jlab.FLOOR_IMAGE_CLASS}")
+        fprobe = jlab.LatencyProbe(fl, fl_img)
+        fl.page.bring_to_front()
+        samples["floor_slider"] = _series(fl, fprobe, fl.control(f".{jlab.FLOOR_SLIDER_CLASS}"), n, True, 2)
+        samples["floor_dropdown"] = _series(fl, fprobe, fl.control(f".{jlab.FLOOR_DROPDOWN_CLASS}"), n, True, 1)
+        res["errors"] = ex.errors() + fl.errors()
+    finally:
+        for lab in (ex, fl):
+            lab.close()
+        server.shutdown_kernels()
+        if proxy is not None:
+            res["proxy_bytes"] = dict(proxy.bytes)
+            proxy.stop()
+    res["cases"] = {k: _case(v) for k, v in samples.items()}
+    log(f"[canvas] {label}: " + ", ".join(f"{k} {v['latency_ms_median']:.0f} ms" for k, v in res["cases"].items()))
+    return res
+
+
+def _targets(configs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def med(cfg: str, case: str) -> float | None:
+        c = configs.get(cfg, {}).get("cases", {}).get(case)
+        return None if c is None else c["latency_ms_median"]
+
+    def kb(cfg: str, case: str) -> float | None:
+        c = configs.get(cfg, {}).get("cases", {}).get(case)
+        return None if c is None else round(c["bytes_total_median"] / 1024, 2)
+
+    out: dict[str, Any] = {}
+    for case in ("canvas_opacity", "canvas_colormap"):
+        floor = "floor_slider" if case == "canvas_opacity" else "floor_dropdown"
+        r = common.ratio(med("localhost", case), med("localhost", floor))
+        out[f"{case} localhost vs floor"] = {"value": r, "target": 0.6, "met": r is not None and r <= 0.6}
+        v = med("rtt", case)
+        out[f"{case} with 100 ms RTT (ms)"] = {"value": v, "target": 40, "met": v is not None and v <= 40}
+    for case in ("canvas_class_cached", "canvas_class_first", "canvas_class_cached_14x14", "canvas_class_first_14x14"):
+        r = common.ratio(med("rtt", case), med("rtt", "floor_dropdown"))
+        out[f"{case} with 100 ms RTT vs floor"] = {"value": r, "target": 1.1, "met": r is not None and r <= 1.1}
+    for case in ("canvas_class_cached", "canvas_class_first", "canvas_class_cached_14x14", "canvas_class_first_14x14"):
+        v = kb("rtt", case)
+        out[f"{case} KB per change"] = {"value": v, "target": 2.0, "met": v is not None and v <= 2.0}
+    return out
+
+
+def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> dict[str, Any]:
+    import jlab
+
+    path, reason = jlab.ensure_chromium(install=True)
+    if not path:
+        return {"skipped": reason}
+    n = repeats or (4 if quick else 10)
+    configs: dict[str, dict[str, Any]] = {}
+    errors = []
+    with jlab.lab_session(executable=path) as (server, ctx):
+        for label, delay in (("localhost", 0), ("rtt", ONE_WAY_MS)):
+            log(f"[canvas] {label}: one-way delay {delay} ms")
+            try:
+                configs[label] = measure(server, ctx, label, delay, n)
+            except Exception as exc:  # one configuration failing must not lose the other
+                log(f"[canvas] FAILED {label}: {exc!r}")
+                errors.append({"label": label, "error": f"{type(exc).__name__}: {exc}"[:2000]})
+    return {
+        "chromium": path,
+        "samples_per_case": n,
+        "one_way_delay_ms": ONE_WAY_MS,
+        "configs": configs,
+        "errors": errors,
+        "targets": _targets(configs),
+        "method": __doc__.split("\n\n", 1)[1].rsplit("\n\n", 1)[0],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    body, path = common.run_cli(NAME, __doc__, run, argv)
+    if "skipped" in body:
+        print("skipped:", body["skipped"])
+        return 0
+    for label, cfg in body["configs"].items():
+        print(label)
+        for k, v in cfg["cases"].items():
+            print(f"  {k:28s} median {v['latency_ms_median']:7.1f} ms  bytes/change {v['bytes_total_median']}")
+    for k, v in body["targets"].items():
+        print(f"  {k:45s} {v['value']} (target {v['target']}): {'met' if v['met'] else 'MISSED'}")
+    print(f"-> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The panel's output painted in the browser: :class:`CanvasOutput` puts a frame's cells (display-size photo +
+RAW map + label + colour scale) on a :class:`~cam_widget.ui.canvas.CAMCanvas`, whose front end follows the
+panel's opacity and colormap controls by itself.  So an opacity or colormap step repaints in the browser with no
+message from the kernel; a class, layer, method or scope change sends the new raw maps (bytes, not a JPEG).
+
+The kernel still blends its own copy of the picture (no encode) for ``overlay_rgb``, Save and the static
+``image/png``.  Where the anywidget front end is missing (the package is not installed in the Jupyter server's
+environment), the stock ``ipywidgets.Image`` path keeps showing the frames, with a one-line note (see
+:class:`CanvasOutput`).  :func:`default_output` picks the canvas when anywidget is importable inside a kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+
+from . import canvas as canvas_mod
+from .output import ImageOutput, Painted
+from .scope import signed_colormap
+from .state import Cell
+from .views.grid import Mosaic, blend_mosaic, grid_shape
+
+__all__ = ["CanvasOutput", "CanvasPainted", "default_output"]
+
+FALLBACK_NOTE = (
+    "The in-browser canvas did not load here (the anywidget front end is missing): frames come from the kernel. "
+    "pip install 'cam-widget[canvas]' where Jupyter runs, then reload the page."
+)
+
+
+@dataclass
+class CanvasPainted(Painted):
+    """A frame for the canvas: the kernel's blended copy plus the cells the browser paints."""
+
+    cells: list[canvas_mod.CanvasCell] = field(default_factory=list)
+    columns: int = 1
+
+
+def _cell_photo(mosaic: Mosaic, k: int) -> np.ndarray:
+    if not mosaic.cells:  # the single view: the mosaic is the photo
+        return mosaic.photo
+    y0, y1, x0, x1 = mosaic.cells[k]
+    return np.ascontiguousarray(mosaic.photo[y0:y1, x0:x1])
+
+
+def _canvas_cell(cell: Cell, photo: np.ndarray, label: str) -> canvas_mod.CanvasCell:
+    if cell.cam is None:
+        return canvas_mod.CanvasCell(photo, None, label)
+    from .. import render
+
+    # the scope's choice, as the explicit (vmin, vmax) that render.to_index would use ("fixed" mode)
+    norm = cell.normalize
+    lo, hi = norm if isinstance(norm, tuple) else render.value_range(cell.cam, norm, cell.relu)
+    return canvas_mod.CanvasCell(photo, cell.cam, label, (float(lo), float(hi)), cell.relu, signed=cell.signed)
+
+
+class CanvasOutput:
+    """A :class:`~cam_widget.ui.canvas.CAMCanvas` (DOM class ``cam-canvas-output``) as the panel's output.
+
+    Until the browser confirms that it rendered the canvas (its ES module sends ``ready``), every frame also goes
+    to a stock ``ipywidgets.Image`` under a one-line note, both hidden by the canvas's own front end the moment it
+    renders (and by the kernel when ``ready`` arrives).  Where the anywidget front end is missing, nothing hides
+    them: the panel keeps working on the kernel-rendered Image path, with the note.  No timer decides this: a
+    kernel busy with other cells answers ``ready`` late, which only costs a few encoded frames.
+
+    Args:
+        png_max, jpeg_quality: for the Image path's frames.
+        photo_format: how the photo travels (``"png"``: lossless, the composite equals ``render.overlay``).
+    """
+
+    def __init__(self, png_max: int = 0, jpeg_quality: int = 90, photo_format: str = "png") -> None:
+        self.canvas = canvas_mod.CAMCanvas(normalize="fixed", photo_format=photo_format)
+        self.canvas.add_class("cam-canvas-output")
+        self.image = ImageOutput(png_max, jpeg_quality)
+        self.image.widget.add_class("cam-canvas-fallback")
+        self.png_max, self.jpeg_quality = self.image.png_max, self.image.jpeg_quality
+        self.note = widgets.HTML(f"<small>{FALLBACK_NOTE}</small>")
+        self.note.add_class("cam-canvas-fallback")
+        self.widget = widgets.VBox([self.canvas, self.note, self.image.widget], layout=widgets.Layout(max_width="100%"))
+        self.widget.add_class("cam-canvas-host")
+        self._lock = threading.RLock()
+        self.canvas.on_ready(self._confirmed)
+
+    @property
+    def fallback(self) -> bool:
+        """Whether frames still go to the Image path (no browser has confirmed the canvas yet)."""
+        return not self.canvas.frontend_ready
+
+    def _confirmed(self) -> None:
+        with self._lock:  # the canvas is live: stop feeding the Image and hide it for good (re-renders, Voila)
+            self.note.layout.display = "none"
+            self.image.widget.layout.display = "none"
+
+    # ------------------------------------------------------------------ set-up by the panel
+    def link(self, alpha: widgets.Widget, colormap: widgets.Widget) -> None:
+        """Let the browser follow these controls (see :meth:`CAMCanvas.link_controls`)."""
+        names = [str(o[1] if isinstance(o, tuple) else o) for o in getattr(colormap, "options", ())]
+        self.canvas.set_signed_colormaps({n: signed_colormap(n) for n in names})
+        self.canvas.link_controls(alpha=alpha, colormap=colormap)
+
+    # ------------------------------------------------------------------ the Output protocol
+    def paint_cells(self, cells: list[Cell], mosaic: Mosaic, colormap: str, alpha: float,
+                    signed: str | None = None) -> Painted:  # fmt: skip
+        """Paint a frame from its cells (raw maps) and their composed mosaic."""
+        t0 = time.perf_counter()
+        rgb = blend_mosaic(mosaic, colormap, alpha, signed)  # the kernel's copy: Save, overlay_rgb, static PNG
+        t1 = time.perf_counter()
+        labels = [""] if not mosaic.cells else [c.label for c in cells]
+        out = [_canvas_cell(c, _cell_photo(mosaic, k), labels[k]) for k, c in enumerate(cells[: len(labels)])]
+        fmt, data = self.image.encode(rgb) if self.fallback else ("", b"")
+        return CanvasPainted(rgb, fmt, data, blend_seconds=t1 - t0, cells=out, columns=grid_shape(len(out))[1])
+
+    def paint(self, mosaic: Mosaic, colormap: str, alpha: float, signed: str | None = None) -> Painted:
+        """Without cells (raw maps) there is nothing to send the canvas: paint on the Image path."""
+        return self.image.paint(mosaic, colormap, alpha, signed)
+
+    def plain(self, photo: np.ndarray) -> Painted:
+        fmt, data = self.image.encode(photo) if self.fallback else ("", b"")
+        return CanvasPainted(photo, fmt, data, cells=[canvas_mod.CanvasCell(photo, None)])
+
+    def publish(self, painted: Painted) -> None:
+        with self._lock:
+            if isinstance(painted, CanvasPainted):
+                self.canvas.set_cells(painted.cells, columns=painted.columns)
+            if painted.data and (self.fallback or not isinstance(painted, CanvasPainted)):
+                self.image.publish(painted)
+
+    def hold_sync(self) -> Any:
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.canvas.hold_sync())
+        stack.enter_context(self.image.hold_sync())
+        return stack
+
+
+def default_output(png_max: int = 0, jpeg_quality: int = 90, in_kernel: bool = True) -> CanvasOutput | ImageOutput:
+    """The canvas inside a kernel (``in_kernel``) when anywidget is installed, else the stock Image path."""
+    if canvas_mod.available() and in_kernel:
+        return CanvasOutput(png_max, jpeg_quality)
+    return ImageOutput(png_max, jpeg_quality)
