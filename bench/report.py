@@ -17,6 +17,7 @@ from .common import fmt_ms
 
 NAMES = (
     "kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch", "methods",
+    "trust",
 )
 #: Benchmarks whose module renders its own BENCHMARKS.md section: ``bench.<name>.section(results) -> list[str]``
 #: (``results``: every loaded results file by name), appended after the built-in sections.
@@ -222,6 +223,11 @@ def _summary(res: dict[str, Any]) -> list[str]:
                         _cmd(f),
                     )
                 )
+    tr = res.get("trust")
+    if tr:
+        from .trust import summary_rows  # the trust checks: rows live with their benchmark
+
+        rows += [(a, b_, c, _yes(met), _cmd(tr)) for a, b_, c, met in summary_rows(tr)]
     lines = [
         "## Targets at a glance",
         "",
@@ -1206,6 +1212,10 @@ def write_report(results_dir: Path, md: Path, png: Path, runs: list[dict[str, An
         from .batch import report_lines as batch_lines  # dataset jobs: the section lives with its benchmark
 
         lines += batch_lines(res["batch"])
+    if "trust" in res:
+        from .trust import report_lines as trust_lines
+
+        lines += trust_lines(res["trust"], _cmd(res["trust"]))
     for name in SECTION_MODULES:
         lines += importlib.import_module(f"bench.{name}").section(res)
     plot(res, Path(png))
