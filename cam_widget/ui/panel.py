@@ -41,6 +41,7 @@ from .photos import PhotoStore
 from .screen import Screen
 from .trust import TrustSection, TrustTarget
 from .views import all_views
+from .views.layers import default_layers
 
 __all__ = ["CAMExplorer"]
 
@@ -134,6 +135,7 @@ class CAMExplorer(widgets.VBox):
             alpha=alpha, colormap=colormap, colormaps=_colormaps(colormap), view=view, scope=scope)
         for name, w in self.controls.items():
             setattr(self, name, w)
+        self.layers_control.value = default_layers(self._layer_infos, getattr(engine, "cam_layer", None))
         if hasattr(self.output, "link"):  # an output that follows opacity/colormap in the browser (the canvas)
             self.output.link(self.alpha_control, self.colormap_control)
         self._caption = Caption()
