@@ -3,14 +3,13 @@
     PYTHONPATH=. .venv/bin/python scripts/methods_figure.py [--photo chelsea] [--out docs/methods.png]
 
 Each panel is ``engine.cam(photo, top-1 class, method=m)`` at the model's CAM layer (7x7), drawn with
-``cam_widget.overlay`` (ReLU + min-max per map, as the panel shows it by default), with the method's cost.
+``cam_widget.overlay`` (ReLU + min-max per map, as the panel shows it by default), titled with its family.
 Methods are taken from ``cam_widget.methods()``, so a newly registered method appears without editing this.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +40,8 @@ def main() -> None:
     small = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
     panels = [(f"photo: {name} ({p:.2f})", small)]
     for m in cam_widget.methods():
-        t0 = time.perf_counter()
         cam = engine.cam(rgb, c, method=m.name)
-        dt = time.perf_counter() - t0
-        panels.append((f"{m.label}\n{dt:.2f} s", cam_widget.overlay(small, np.asarray(cam), alpha=0.5)))
+        panels.append((f"{m.label}\n{m.family}", cam_widget.overlay(small, np.asarray(cam), alpha=0.5)))
     cols = 5
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 1.75), dpi=100)
