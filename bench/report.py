@@ -7,6 +7,7 @@ The "what missed and why" notes are derived from the same numbers (they change w
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,11 @@ from .common import fmt_ms
 
 NAMES = (
     "kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch", "methods",
+    "trust",
 )
+#: Benchmarks whose module renders its own BENCHMARKS.md section: ``bench.<name>.section(results) -> list[str]``
+#: (``results``: every loaded results file by name), appended after the built-in sections.
+SECTION_MODULES: tuple[str, ...] = ("views",)
 CASE_LABELS = {
     "seed": "seed path (forward + Python loop + matplotlib PNG)",
     "alpha": "alpha change",
@@ -33,7 +38,7 @@ CASE_LABELS = {
 
 def _load(results_dir: Path) -> dict[str, dict[str, Any]]:
     out = {}
-    for name in NAMES:
+    for name in (*NAMES, *SECTION_MODULES):
         p = Path(results_dir) / f"{name}.json"
         if p.is_file():
             out[name] = json.loads(p.read_text())
@@ -218,6 +223,11 @@ def _summary(res: dict[str, Any]) -> list[str]:
                         _cmd(f),
                     )
                 )
+    tr = res.get("trust")
+    if tr:
+        from .trust import summary_rows  # the trust checks: rows live with their benchmark
+
+        rows += [(a, b_, c, _yes(met), _cmd(tr)) for a, b_, c, met in summary_rows(tr)]
     lines = [
         "## Targets at a glance",
         "",
@@ -1202,6 +1212,12 @@ def write_report(results_dir: Path, md: Path, png: Path, runs: list[dict[str, An
         from .batch import report_lines as batch_lines  # dataset jobs: the section lives with its benchmark
 
         lines += batch_lines(res["batch"])
+    if "trust" in res:
+        from .trust import report_lines as trust_lines
+
+        lines += trust_lines(res["trust"], _cmd(res["trust"]))
+    for name in SECTION_MODULES:
+        lines += importlib.import_module(f"bench.{name}").section(res)
     plot(res, Path(png))
     md = Path(md)
     md.write_text("\n".join(lines).rstrip() + "\n")

@@ -27,6 +27,8 @@ __all__ = ["BENCHMARKS", "ensure_requirements", "main", "write_report"]
 
 BENCHMARKS = (
     "kernel_latency", "before_after", "throughput", "memory", "scaling", "refit", "methods", "browser_latency", "batch",
+    "trust",
+    "views",
 )
 REQUIREMENTS = common.BENCH_DIR / "requirements.txt"
 

@@ -161,8 +161,8 @@ def trust_checks(
     progress: Callable[[int, int], None] | None = None,
     method_options: Mapping[str, Any] | None = None,
 ) -> TrustResult:
-    """Run ``metrics`` for one map; ``method="random"`` scores a seeded random map at the resolution of
-    ``layer``'s Grad-CAM instead (sanity is not defined for it and is skipped).
+    """Run ``metrics`` for one map; ``method="random"`` scores a seeded random map at ``layer``'s
+    resolution instead (sanity is not defined for it and is skipped).
 
     The map is computed once and shared by every metric.  A metric that fails on this input (e.g. a
     model that cannot be cloned for the sanity check) is recorded in ``errors`` and the others still
@@ -173,8 +173,7 @@ def trust_checks(
     cls = _check_class(engine, class_index)
     _, rgb = engine.prepare(image)
     if method == RANDOM:
-        shape = np.asarray(engine.cam(rgb, cls, layer=layer, method="gradcam")).shape
-        saliency: Any = random_saliency(shape, seed)
+        saliency: Any = random_saliency(tuple(engine.layer(layer).shape[:2]), seed)
         chosen = tuple(m for m in chosen if m != "sanity")
         random_baseline = False
     else:

@@ -38,6 +38,9 @@ def test_public_names_are_re_exported():
     assert cam_widget.deletion_insertion is deletion_insertion
     assert cam_widget.confidence_change is confidence_change
     assert cam_widget.road is road
+    from cam_widget.metrics.sanity import sanity_check
+
+    assert cam_widget.sanity_check is sanity_check
 
 
 def test_square_indicator_gives_the_best_deletion_curve_and_its_complement_the_worst(engine):
