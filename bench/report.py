@@ -14,7 +14,8 @@ from typing import Any
 from . import common
 from .common import fmt_ms
 
-NAMES = ("kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch")
+NAMES = ("kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch",
+         "canvas_latency")
 CASE_LABELS = {
     "seed": "seed path (forward + Python loop + matplotlib PNG)",
     "alpha": "alpha change",
@@ -1196,6 +1197,10 @@ def write_report(results_dir: Path, md: Path, png: Path, runs: list[dict[str, An
         from .batch import report_lines as batch_lines  # dataset jobs: the section lives with its benchmark
 
         lines += batch_lines(res["batch"])
+    if "canvas_latency" in res:
+        from .canvas_latency import report_lines as canvas_lines  # the canvas: lives with its benchmark
+
+        lines += canvas_lines(res["canvas_latency"])
     plot(res, Path(png))
     md = Path(md)
     md.write_text("\n".join(lines).rstrip() + "\n")

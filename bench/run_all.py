@@ -25,7 +25,8 @@ from .report import write_report
 
 __all__ = ["BENCHMARKS", "ensure_requirements", "main", "write_report"]
 
-BENCHMARKS = ("kernel_latency", "before_after", "throughput", "memory", "scaling", "refit", "browser_latency", "batch")
+BENCHMARKS = ("kernel_latency", "before_after", "throughput", "memory", "scaling", "refit", "browser_latency", "batch",
+              "canvas_latency")
 REQUIREMENTS = common.BENCH_DIR / "requirements.txt"
 
 
