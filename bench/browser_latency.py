@@ -366,6 +366,97 @@ def measure_config(
     return res
 
 
+GRID_SETUP = """\
+import pickle, sys
+sys.path.insert(0, {repo!r})
+import cam_widget
+from cam_widget.samples import sample_image
+from cam_widget.ui.views.layers import default_layers
+
+engine = cam_widget.default_engine()
+grid = cam_widget.CAMExplorer(engine, {{"photo": sample_image("chelsea")}}, display_size={display!r}, view="layers")
+grid.layers_control.value = default_layers({{i.name: i for i in engine.layers()}}, engine.cam_layer, resolutions=4)
+grid.wait()
+_frames = []  # the grid's own frames (other opacities) for the floor: same size, format and content
+for _k in range(60):
+    grid.alpha_control.value = round(0.05 + 0.015 * _k, 3)
+    grid.wait()
+    _frames.append(bytes(grid.image_widget.value))
+grid.alpha_control.value = 0.5
+grid.wait()
+pickle.dump(list(dict.fromkeys(_frames))[-64:], open({frames_path!r}, "wb"))
+print("grid:", "x".join(map(str, grid.overlay_rgb.shape[1::-1])), grid.image_widget.format,
+      len(grid.current_maps()), "cells")
+grid"""
+
+
+def measure_grid(server: Any, ctx: Any, n: int, rounds: int, display: int = 768) -> dict[str, Any]:
+    """Issue 13's target: a 4-cell Layers grid, alpha change keypress -> painted, vs a bare ``ipywidgets.Image``
+    swapping the grid's own frames (same pixel count), blocks alternating round by round.  Run by ``bench.views``
+    (its ``browser_grid`` entry)."""
+    import re
+
+    import jlab
+
+    frames_path = server.base_dir / "frames_grid.pkl"
+    jlab.write_notebook(server.root_dir / "grid.ipynb", [
+        ("markdown", "# CAMExplorer: a 4-cell Layers grid"),
+        GRID_SETUP.format(repo=str(common.REPO_ROOT), display=display, frames_path=str(frames_path)),
+    ])  # fmt: skip
+    gl = jlab.LabPage(ctx, server)
+    fl = None
+    try:
+        gl.open_notebook("grid.ipynb", timeout=180)
+        gl.page.set_viewport_size({"width": 1280, "height": 1800})
+        gl.run_all_cells(timeout=300)
+        if gl.errors():
+            raise jlab.HarnessError(f"grid notebook failed: {gl.errors()}")
+        frame = re.search(r"grid: (\S+) (\w+) (\d+) cells", gl.text_outputs())
+        if frame is None or frame.group(3) != "4":
+            raise jlab.HarnessError(f"the grid did not render 4 cells: {gl.text_outputs()[-500:]}")
+        img = gl.wait_for_widget("img.cam-image", timeout=120)
+        alpha = gl.control(".cam-explorer .cam-alpha")
+        probe = jlab.LatencyProbe(gl, img)
+        jlab.write_floor_notebook(
+            server.root_dir / "floor_grid.ipynb", fmt=frame.group(2),
+            frames_code=f"import pickle\nframes = pickle.load(open({str(frames_path)!r}, 'rb'))",
+        )  # fmt: skip
+        fl = jlab.LabPage(ctx, server)
+        fl.open_notebook("floor_grid.ipynb", timeout=120)
+        fl.run_all_cells(timeout=120)
+        if fl.errors():
+            raise jlab.HarnessError(f"floor notebook failed: {fl.errors()}")
+        fl_img = fl.wait_for_widget(f"img.{jlab.FLOOR_IMAGE_CLASS}")
+        fl_slider = fl.control(f".{jlab.FLOOR_SLIDER_CLASS}")
+        fl_probe = jlab.LatencyProbe(fl, fl_img)
+        grid_s: list[Any] = []
+        floor_s: list[Any] = []
+        for r in range(rounds):
+            gl.page.bring_to_front()
+            grid_s += _series(gl, probe, alpha, n, True, 2 if r == 0 else 1)
+            fl.page.bring_to_front()
+            floor_s += _series(fl, fl_probe, fl_slider, n, True, 1)
+            log(f"[browser] grid round {r + 1}/{rounds}: grid alpha "
+                f"{statistics.median([m.latency_ms for m in grid_s]):.0f} ms, floor "
+                f"{statistics.median([m.latency_ms for m in floor_s]):.0f} ms")
+        gl.page.bring_to_front()
+        gl.screenshot("bench_grid", scroll_to=img)
+        g, f = _case(grid_s), _case(floor_s)
+        ratio = common.ratio(g["latency_ms_median"], f["latency_ms_median"])
+        return {
+            "grid_alpha_ms": g["latency_ms_median"], "floor_ms": f["latency_ms_median"], "ratio": ratio,
+            "target": 1.25, "met": bool(ratio is not None and ratio <= 1.25), "samples": len(grid_s),
+            "frame": f"{frame.group(1)} {frame.group(2)}", "display_size": display,
+            "cases": {"grid_alpha": g, "floor_slider": f}, "errors": gl.errors(),
+            "screenshot": "artifacts/browser/bench_grid.png",
+        }
+    finally:
+        for lab in (gl, fl):
+            if lab is not None:
+                lab.close()
+        server.shutdown_kernels()
+
+
 def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> dict[str, Any]:
     import jlab
 

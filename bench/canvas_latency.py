@@ -344,6 +344,11 @@ def report_lines(b: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def section(res: dict[str, Any]) -> list[str]:
+    """bench/report.py's hook: this benchmark's BENCHMARKS.md section, if its results exist."""
+    return report_lines(res["canvas_latency"]) if "canvas_latency" in res else []
+
+
 def main(argv: list[str] | None = None) -> int:
     body, path = common.run_cli(NAME, __doc__, run, argv)
     if "skipped" in body:

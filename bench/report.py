@@ -7,6 +7,7 @@ The "what missed and why" notes are derived from the same numbers (they change w
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,13 @@ from typing import Any
 from . import common
 from .common import fmt_ms
 
-NAMES = ("kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch",
-         "canvas_latency")
+NAMES = (
+    "kernel_latency", "before_after", "browser_latency", "throughput", "memory", "scaling", "refit", "batch", "methods",
+    "trust",
+)
+#: Benchmarks whose module renders its own BENCHMARKS.md section: ``bench.<name>.section(results) -> list[str]``
+#: (``results``: every loaded results file by name), appended after the built-in sections.
+SECTION_MODULES: tuple[str, ...] = ("views", "canvas_latency")
 CASE_LABELS = {
     "seed": "seed path (forward + Python loop + matplotlib PNG)",
     "alpha": "alpha change",
@@ -32,7 +38,7 @@ CASE_LABELS = {
 
 def _load(results_dir: Path) -> dict[str, dict[str, Any]]:
     out = {}
-    for name in NAMES:
+    for name in (*NAMES, *SECTION_MODULES):
         p = Path(results_dir) / f"{name}.json"
         if p.is_file():
             out[name] = json.loads(p.read_text())
@@ -217,6 +223,16 @@ def _summary(res: dict[str, Any]) -> list[str]:
                         _cmd(f),
                     )
                 )
+    tr = res.get("trust")
+    if tr:
+        from .trust import summary_rows  # the trust checks: rows live with their benchmark
+
+        rows += [(a, b_, c, _yes(met), _cmd(tr)) for a, b_, c, met in summary_rows(tr)]
+    ba = res.get("batch")
+    if ba:
+        from .batch import summary_rows as batch_rows  # dataset jobs: rows live with their benchmark
+
+        rows += [(a, b_, c, _yes(met), _cmd(ba)) for a, b_, c, met in batch_rows(ba)]
     lines = [
         "## Targets at a glance",
         "",
@@ -1193,14 +1209,20 @@ def write_report(results_dir: Path, md: Path, png: Path, runs: list[dict[str, An
         lines += _scaling(res["scaling"])
     if "refit" in res:
         lines += _refit(res["refit"])
+    if "methods" in res:
+        from .methods import report_lines
+
+        lines += report_lines(res["methods"])
     if "batch" in res:
         from .batch import report_lines as batch_lines  # dataset jobs: the section lives with its benchmark
 
         lines += batch_lines(res["batch"])
-    if "canvas_latency" in res:
-        from .canvas_latency import report_lines as canvas_lines  # the canvas: lives with its benchmark
+    if "trust" in res:
+        from .trust import report_lines as trust_lines
 
-        lines += canvas_lines(res["canvas_latency"])
+        lines += trust_lines(res["trust"], _cmd(res["trust"]))
+    for name in SECTION_MODULES:
+        lines += importlib.import_module(f"bench.{name}").section(res)
     plot(res, Path(png))
     md = Path(md)
     md.write_text("\n".join(lines).rstrip() + "\n")

@@ -25,8 +25,12 @@ from .report import write_report
 
 __all__ = ["BENCHMARKS", "ensure_requirements", "main", "write_report"]
 
-BENCHMARKS = ("kernel_latency", "before_after", "throughput", "memory", "scaling", "refit", "browser_latency", "batch",
-              "canvas_latency")
+BENCHMARKS = (
+    "kernel_latency", "before_after", "throughput", "memory", "scaling", "refit", "methods", "browser_latency", "batch",
+    "trust",
+    "views",
+    "canvas_latency",
+)
 REQUIREMENTS = common.BENCH_DIR / "requirements.txt"
 
 

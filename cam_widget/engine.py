@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ from .methods.base import Progress
 from .methods.base import run as run_method
 from .tf_import import keras
 
-__all__ = ["CAMEngine"]
+__all__ = ["CAMEngine", "PreparedImage"]
 
 Preprocess = Callable[[np.ndarray], Any]
 
@@ -72,6 +73,19 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedImage:
+    """An image decoded to RGB uint8 and hashed ONCE (:meth:`CAMEngine.prepared`); every engine method
+    accepts it wherever it accepts an image and skips the decoding and hashing.  Methods get their images
+    in this form, so asking the engine for several ingredients of one photo hashes its pixels once."""
+
+    key: str
+    rgb: np.ndarray
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.rgb if dtype is None else self.rgb.astype(dtype)
 
 
 class CAMEngine:
@@ -250,7 +264,9 @@ class CAMEngine:
 
         The hash of a read-only array that owns its pixels (``arr.setflags(write=False)``; not a
         view, whose base could still change) is remembered, so repeated calls with the same frozen
-        photo skip hashing its pixels."""
+        photo skip hashing its pixels.  A :class:`PreparedImage` is returned as it is."""
+        if isinstance(image, PreparedImage):
+            return image.key, image.rgb
         frozen = _is_rgb(image) and not image.flags.writeable and image.base is None
         if frozen:
             memo = self._keys.get(id(image))
@@ -265,6 +281,10 @@ class CAMEngine:
                 self._keys = {k: v for k, v in self._keys.items() if v[0]() is not None}
             self._keys[id(image)] = (weakref.ref(image), key)
         return key, rgb
+
+    def prepared(self, image: ImageSource) -> PreparedImage:
+        """``image`` decoded and hashed once, to pass to several engine calls without re-hashing its pixels."""
+        return image if isinstance(image, PreparedImage) else PreparedImage(*self.prepare(image))
 
     def model_input(self, image: ImageSource) -> np.ndarray:
         """The float32 array ``(h, w, c)`` the network sees for ``image`` (resized + preprocessed)."""
@@ -413,7 +433,9 @@ class CAMEngine:
         images, single = _as_batch(image)
         name = self._resolve_layer(layer, False)
         feats = self._run(images, (name,))[2][name]
-        return feats[0] if single else np.stack(feats)
+        if single:
+            return feats[0]
+        return feats[0][None] if len(feats) == 1 else np.stack(feats)  # one image: a view, no copy
 
     def features_many(
         self, images: list[ImageSource], layers: Sequence[str], *, cache: bool = True, batch_size: int = 64
@@ -471,7 +493,11 @@ class CAMEngine:
                 for i in todo:
                     first.setdefault((prepared[i][0], classes[i]), i)
                 rows = list(first.values())
-                x = np.stack([self._model_input(prepared[i][1]) for i in rows])
+                inputs: dict[str, np.ndarray] = {}  # one resize + preprocess per distinct image
+                for i in rows:
+                    if prepared[i][0] not in inputs:
+                        inputs[prepared[i][0]] = self._model_input(prepared[i][1])
+                x = np.stack([inputs[prepared[i][0]] for i in rows])
                 cls = np.asarray([classes[i] for i in rows], np.int32)
                 logits, feats, grads = self._call_model(self._gradient_fn(layer), x, cls)
                 self._counts["gradient_passes"] += 1
@@ -485,7 +511,7 @@ class CAMEngine:
                     fresh[pair] = g
                 for i in todo:
                     out[i] = fresh[(prepared[i][0], classes[i])]
-        return np.stack(out)
+        return out[0][None] if len(out) == 1 else np.stack(out)  # one pair: a view of the cached array
 
     def scores(
         self,
@@ -619,8 +645,9 @@ class CAMEngine:
         name = self._resolve_layer(layer, m.needs_head)
         if m.needs_head:
             self.head(name)
-        prepared = [self.prepare(im) for im in images]
-        rgbs = [rgb for _, rgb in prepared]
+        once: dict[int, PreparedImage] = {}  # the panel passes one photo k times for its top-k: hash it once
+        rgbs = [once[id(im)] if id(im) in once else once.setdefault(id(im), self.prepared(im)) for im in images]
+        prepared = [(p.key, p.rgb) for p in rgbs]
         if not (m.expensive or options.get("smooth") == "aug"):
             maps = run_method(self, m, rgbs, classes, name, options, progress, cancel)
         else:
@@ -822,6 +849,8 @@ def _is_rgb(image: Any) -> bool:
 
 
 def _as_rgb(image: Any) -> np.ndarray:
+    if isinstance(image, PreparedImage):
+        return image.rgb
     return image if _is_rgb(image) else load_image(image)
 
 

@@ -176,7 +176,7 @@ def test_import_error_becomes_an_install_hint(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(cli, "_make_engine", missing)
     assert cli.main(["demo", "--out", str(tmp_path), "--image", "chelsea"]) == 2
     err = capsys.readouterr().err
-    assert "No module named 'tensorflow'" in err and "pip install 'cam-widget[tf-cpu,default-model]'" in err
+    assert "No module named 'tensorflow'" in err and 'pip install "cam-widget[tf-cpu,default-model]"' in err
 
 
 # ---------------------------------------------------------------------------------- evaluate

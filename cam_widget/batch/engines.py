@@ -25,7 +25,7 @@ def resolve_preprocess(name: str | None) -> Callable[[Any], Any] | None:
     """``"resnet50"`` / ``"keras.applications.resnet50.preprocess_input"`` -> that function."""
     if name is None:
         return None
-    import keras
+    from ..tf_import import keras
 
     dotted = name[len("keras.applications.") :] if name.startswith("keras.applications.") else name
     module_name = dotted.removesuffix(".preprocess_input")
@@ -54,15 +54,14 @@ def class_names_for(job: BatchJob) -> list[str] | None:
 def _build(job: BatchJob) -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if job.model == "default":
-        from ..defaults import default_engine, default_preprocess
+        if job.preprocess is not None:
+            raise ModelError("The default model brings its own preprocess; leave preprocess unset for model='default'.")
+        from ..defaults import default_engine
 
         kwargs: dict[str, Any] = {}
         if job.class_names is not None:
             kwargs["class_names"] = list(job.class_names)
-        engine = default_engine(job.input_size or 224, **kwargs)
-        if job.preprocess is not None and resolve_preprocess(job.preprocess) is not default_preprocess:
-            raise ModelError("The default model has its own preprocess; leave preprocess=None for model='default'.")
-        return engine
+        return default_engine(job.input_size or 224, **kwargs)
     from ..engine import CAMEngine
     from ..loading import load_model
 

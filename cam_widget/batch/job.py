@@ -18,13 +18,11 @@ from typing import Any
 from ..errors import CAMError
 from ..imaging import MAX_PIXELS
 
-__all__ = ["KNOWN_METHODS", "KNOWN_METRICS", "BatchJob", "BatchJobError"]
+__all__ = ["KNOWN_METRICS", "BatchJob", "BatchJobError"]
 
 #: Metric names a job may ask for.  ``iou`` and ``pointing`` need a box per item; ``deletion`` and
 #: ``insertion`` are RISE's AUCs (:func:`cam_widget.deletion_insertion`, 66 extra images per map).
 KNOWN_METRICS = ("iou", "pointing", "deletion", "insertion")
-#: Methods the engine offers today; a newer engine may offer more (checked against it at run time).
-KNOWN_METHODS = ("cam", "gradcam")
 
 
 class BatchJobError(CAMError):
@@ -53,7 +51,8 @@ class BatchJob:
             ``"class 0"``, ... otherwise).
         input_size: the size the whole image is resized to (``None``: the model's own / 224).
         layer: the spatial layer to map (default: the model's CAM layer).
-        methods: map methods, e.g. ``("cam", "gradcam")`` (each maps the top-1 predicted class).
+        methods: map methods by their :func:`cam_widget.methods` names, e.g. ``("cam", "gradcam",
+            "scorecam")``; each maps the top-1 predicted class.
         metrics: any of ``iou``, ``pointing`` (need a box per item), ``deletion``, ``insertion``.
         items: a folder (searched recursively; ``root/<class>/<file>`` gives labels), a CSV or
             JSON file of ``path[, label][, x0, y0, x1, y1]``, or a list of paths / such records.

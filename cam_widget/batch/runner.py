@@ -60,20 +60,27 @@ class BatchResult:
 
 
 def _check_engine(job: BatchJob, engine: Any, items: Sequence[Item]) -> str:
-    """Validate layer, methods and labels against the engine; returns the layer's name."""
+    """Validate layer, methods and labels against the engine (no forward pass); returns the layer's name."""
+    from ..methods import method as lookup_method
+
     layer = engine.layer(job.layer).name
-    probe = np.zeros((32, 32, 3), np.uint8)  # a one-image pass per method: unknown names fail here
     for m in job.methods:
         try:
-            engine.cam(probe, 0, layer=layer, method=m)
+            record = lookup_method(m)
         except CAMError as err:
-            raise BatchJobError(f"method {m!r} at layer {layer!r}: {' '.join(str(err).split())}") from None
+            raise BatchJobError(f"method {m!r}: {' '.join(str(err).split())}") from None
+        if record.name != m:
+            raise BatchJobError(f"method {m!r}: write it as {record.name!r} (its column prefix in results.parquet).")
+        if record.needs_head and not engine.has_cam(layer):
+            raise BatchJobError(
+                f"method {m!r} needs a GAP -> Dense head at layer {layer!r}, which has none; use another method "
+                "(e.g. gradcam) or the model's CAM layer."
+            )
     for n, item in enumerate(items):
         if item.label is not None and not 0 <= item.label < engine.num_classes:
             raise BatchJobError(
                 f"item {n} ({item.path}): label {item.label} is out of range; the model has {engine.num_classes} classes."
             )
-    engine.clear_cache()
     return layer
 
 
@@ -171,6 +178,12 @@ def run(job: BatchJob, scheduler: Any = None, *, progress: bool | Progress | Non
     work_seconds = time.perf_counter() - t_work
     skipped += [r["shard"] for r in reports if r["status"] != "computed"]
     computed = sorted(r["shard"] for r in reports if r["status"] == "computed")
+    missing = [k for k, _ in shards if not store.shard_path(job.out, k).is_file()]
+    if missing:  # the workers reported them done, but this process cannot see their files
+        raise BatchJobError(
+            f"{len(missing)} shard file(s) reported done are not in {str(Path(job.out) / store.MAPS_DIR)!r} here "
+            f"(e.g. shard {missing[0]}): the output folder must be storage shared by every worker and this process."
+        )
     rows = [row for k, _ in shards for row in store.read_shard_rows(job.out, k)]
     frame = store.write_parquet(Path(job.out) / store.RESULTS, rows, columns(job))
     summary = summarize(frame, job.methods)

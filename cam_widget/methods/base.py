@@ -191,7 +191,8 @@ def _to_maps(out: np.ndarray, ing: Ingredients, smooth: str | None) -> np.ndarra
         if smooth == "eigen":
             terms = feats * out[:, None, None, :].astype(np.float32)
             return pca_projection(terms, terms.sum(axis=-1))
-        return np.einsum("nhwk,nk->nhw", feats, out.astype(np.float32))
+        n, h, w, k = feats.shape  # a batched matrix-vector product (BLAS), not an einsum loop
+        return np.matmul(feats.reshape(n, h * w, k), out.astype(np.float32)[:, :, None]).reshape(n, h, w)
     if out.ndim == 4:  # per-channel terms
         if smooth == "eigen":
             return pca_projection(out, out.sum(axis=-1))

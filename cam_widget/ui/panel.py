@@ -39,7 +39,9 @@ from .maps import MapStore
 from .output import Output
 from .photos import PhotoStore
 from .screen import Screen
+from .trust import TrustSection, TrustTarget
 from .views import all_views
+from .views.layers import default_layers
 
 __all__ = ["CAMExplorer"]
 
@@ -133,6 +135,7 @@ class CAMExplorer(widgets.VBox):
             alpha=alpha, colormap=colormap, colormaps=_colormaps(colormap), view=view, scope=scope)
         for name, w in self.controls.items():
             setattr(self, name, w)
+        self.layers_control.value = default_layers(self._layer_infos, getattr(engine, "cam_layer", None))
         if hasattr(self.output, "link"):  # an output that follows opacity/colormap in the browser (the canvas)
             self.output.link(self.alpha_control, self.colormap_control)
         self._caption = Caption()
@@ -142,6 +145,11 @@ class CAMExplorer(widgets.VBox):
         self.add_class("cam-explorer")
         self._screen = Screen(self._frames, self.output, self._caption, self.controls,
                               _in_kernel() if threaded is None else bool(threaded), self._show_error)
+        # The Trust section (collapsed): told about every image/class/layer/method change, computes when open.
+        self.trust = TrustSection(engine, self._trust_target, threaded=self.threaded)
+        self.children = (*self.children, self.trust.widget)
+        for control in (self.image_control, self.class_control, self.layer_control, self.method_control):
+            control.observe(lambda _change: self.trust.notify(), "value")
         handlers = Handlers(self)
         self._long = LongRun(handlers.on_long_progress, handlers.on_long_map, handlers.on_long_done)
         self._update_visibility()
@@ -285,6 +293,8 @@ class CAMExplorer(widgets.VBox):
         self._screen.invalidate()
 
     def close(self) -> None:
+        if hasattr(self, "trust"):
+            self.trust.close()
         if hasattr(self, "_long"):
             self._long.cancel()
         if hasattr(self, "_screen"):  # the constructor may have failed before the render loop existed
@@ -336,6 +346,15 @@ class CAMExplorer(widgets.VBox):
         self.status.value = error_html(exc)
 
     # ================================================================== helpers
+    def _trust_target(self) -> TrustTarget | None:
+        """What the Trust section checks: the photo at full resolution, class, layer and the method on screen
+        (Grad-CAM where CAM has no head, as the frames do)."""
+        s = self._screen.snapshot()
+        if s.image is None or s.class_index is None or s.image not in self._store.sources:
+            return None
+        method = s.method if s.method != "cam" or self._mapstore.has_cam(s.layer) else "gradcam"
+        return TrustTarget(self._store.get(s.image).rgb, int(s.class_index), s.layer, method)
+
     def _update_visibility(self) -> None:
         view = self.view_control.value
         show(self.layers_control, view == "layers")

@@ -152,9 +152,11 @@ def test_deletion_and_insertion_are_rise_aucs_of_the_stored_map(photo_csv, tmp_p
 def test_unknown_layer_and_method_fail_before_any_work(photo_csv, tmp_path):
     with pytest.raises(cam_widget.LayerError, match="No spatial layer named 'nope'"):
         run(BatchJob(items=str(photo_csv), out=tmp_path / "a", layer="nope"))
-    with pytest.raises(BatchJobError, match="method 'magic'"):
+    with pytest.raises(BatchJobError, match="method 'magic': Unknown method 'magic'; available: cam, gradcam"):
         run(BatchJob(items=str(photo_csv), out=tmp_path / "b", methods=("magic",)))
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(BatchJobError, match="needs a GAP -> Dense head at layer 'block5c_add'"):
+        run(BatchJob(items=str(photo_csv), out=tmp_path / "c", methods=("cam",), layer="block5c_add"))
+    assert not any((tmp_path / d).exists() for d in "abc")
 
 
 def test_in_process_run_never_imports_dask(photo_csv, tmp_path):
@@ -167,3 +169,35 @@ def test_in_process_run_never_imports_dask(photo_csv, tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_user_model_file_flat_or_nested(tmp_path, photo_csv, nested):
+    import keras
+
+    inputs = keras.Input((64, 64, 3))
+    if nested:
+        inner_in = keras.Input((64, 64, 3))
+        inner = keras.Model(inner_in, keras.layers.Conv2D(8, 3, strides=4, activation="relu", name="conv")(inner_in), name="backbone")
+        x = inner(inputs)
+    else:
+        x = keras.layers.Conv2D(8, 3, strides=4, activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(x))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    photos = [str(photo_csv.parent / n) for n in ("chelsea-100.jpg", "coffee-100.jpg", "rocket-100.jpg")]
+    items = [(p, i % 3) for i, p in enumerate(photos)]
+    job = BatchJob(items=items, out=tmp_path / "o", model=path, class_names=("a", "b", "c"), preprocess="mobilenet")
+    result = run(job)
+    reference = cam_widget.CAMEngine(
+        cam_widget.load_model(path), keras.applications.mobilenet.preprocess_input, class_names=["a", "b", "c"]
+    )
+    assert reference.cam_layer == ("backbone/conv" if nested else "conv")
+    for row in result.results.itertuples():
+        image = cam_widget.load_image(row.path)
+        p = reference.predict(image)
+        assert row.predicted == int(np.argmax(p)) and row.predicted_name == "abc"[row.predicted]
+        np.testing.assert_allclose(row.top_probs, np.sort(p)[::-1][:3], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(load_maps(job.out, 0, "cam")[row.index], reference.cam(image, row.predicted), atol=1e-4)
+    assert result.summary.per_class.keys() == {"a", "b", "c"}

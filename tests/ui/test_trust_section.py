@@ -110,3 +110,26 @@ def test_curves_png_plots_the_report(engine):
     r2 = trust_checks(engine, square_photo(), 0, method="gradcam", metrics=("deletion",), steps=4)
     np.testing.assert_allclose(r2.deletion.deletion_curve, r.deletion.deletion_curve)
     assert indicator().shape == square_photo().shape[:2]
+
+
+def test_the_panel_carries_the_section_and_tells_it_about_changes(engine):
+    """Wiring: CAMExplorer appends the section (collapsed) as its last row; opening it checks the photo,
+    class, layer and method on screen; a class change while open re-checks (cached when flipping back)."""
+    from cam_widget.ui.panel import CAMExplorer
+
+    panel = CAMExplorer(engine, {"a": square_photo(), "b": square_photo(seed=7)}, threaded=False)
+    section = panel.trust
+    assert panel.children[-1] is section.widget and section.widget.selected_index is None
+    section._metrics = ("deletion", "insertion", "drop")
+    section._options = {"steps": 4}
+    section.widget.selected_index = 0
+    t = section._target()
+    assert t.class_index == panel.state["class_index"] and t.layer == panel.state["layer"]
+    assert t.method == panel.state["method"] and t.image.shape == square_photo().shape
+    assert section.status.value == "done" and "deletion AUC" in section.numbers.value
+    first = section.numbers.value
+    panel.image_control.value = "b"
+    assert section.status.value == "done" and section.numbers.value != first
+    panel.image_control.value = "a"
+    assert section.status.value == "cached" and section.numbers.value == first
+    panel.close()

@@ -1,0 +1,307 @@
+"""Benchmark: the CAM method family (issue 11) on the default model at its CAM layer (7x7x1280), side by side.
+
+* **method switch** for a cached (image, layer, class): ``engine.cam(img, c, method=m)`` cycling the five gradient
+  methods, vs **today's class change** (``engine.cam(img, c')`` cycling the top-5 with exact CAM on cached
+  features).  Engine-only and with the frame's ``render.to_index`` (upsample + normalise to 512 px, what the panel
+  does per frame).  Target: switch <= 1.5x the class change; no forward or gradient pass (cache counters).
+* **top-5 gradient pass**: cold cache, ``engine.cam([img] * 5, top5, method=m)`` for all five gradient methods
+  (one gradient pass, the rest from cached gradients) vs today's Grad-CAM top-5 pass: the fused pass of the
+  engine before issue 11 (maps computed inside the ``tf.function``), rebuilt here from the public
+  ``keras_graph.trace_model`` / ``feature_model``.  Target: <= 1.3x.
+* **Score-CAM** images/s vs tf-keras-vis 0.8.7 ``Scorecam`` (its Faster Score-CAM, ``max_N``) on the same model,
+  layer and channel count (64), given the logits (``ReplaceToLinear``: 0.8.7 softmaxes the outputs itself), raw
+  maps (``expand_cam=False``, no ReLU, ``normalize_cam=False``), with the Pearson r
+  of each pair of maps.  Target: >= 3x, r > 0.99.  Also the panel's case, Score-CAM for an image's top-5 classes:
+  the engine runs the 64 masked passes once for all five classes, tf-keras-vis once per class.
+
+    .venv/bin/python -m bench.methods [--quick]
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Any
+
+import numpy as np
+
+from . import common
+from .common import log, now, stats
+
+NAME = "methods"
+GRADIENT = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam")
+CHANNELS = 64
+
+
+def _old_gradcam_pass(engine: Any, layer: str) -> Any:
+    """The Grad-CAM pass of the engine before issue 11: one tf.function returning logits, features and maps."""
+    import tensorflow as tf
+
+    from cam_widget.keras_graph import feature_model, trace_model
+
+    model = feature_model(trace_model(engine.model, engine.input_size), [layer])
+    spec = tf.TensorSpec((None, *engine.input_size, 3), tf.float32)
+
+    @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)])
+    def compiled(x: Any, cls: Any) -> tuple:
+        with tf.GradientTape() as tape:
+            logits, feats = model(x, training=False)
+            chosen = tf.gather(logits, cls, axis=1, batch_dims=1)
+        grads = tape.gradient(chosen, feats)
+        return logits, feats, tf.einsum("bhwk,bk->bhw", feats, tf.reduce_mean(grads, axis=[1, 2]))
+
+    def run(rgb: np.ndarray, classes: list[int]) -> np.ndarray:
+        x = np.stack([engine.model_input(rgb)] * len(classes))  # model_input of the same photo: as the old engine
+        return np.asarray(compiled(x, np.asarray(classes, np.int32))[2])
+
+    return run
+
+
+def _switch(engine: Any, img: np.ndarray, top: list[int], reps: int) -> dict[str, Any]:
+    from cam_widget import render
+
+    engine.cam([img] * len(top), top, method="gradcam")  # the panel's top-k prefetch: one gradient pass
+    for m in GRADIENT:  # first use of each method's numpy path
+        engine.cam(img, top[0], method=m)
+    before = engine.cache_info()
+    display = (512, 512)
+
+    def class_change(i: int) -> np.ndarray:
+        return engine.cam(img, top[i % len(top)])
+
+    def method_switch(i: int) -> np.ndarray:
+        return engine.cam(img, top[0], method=GRADIENT[i % len(GRADIENT)])
+
+    def with_render(fn: Any) -> Any:
+        return lambda i: render.to_index(fn(i), display, normalize="minmax", relu=True)
+
+    n = reps * 200
+    out = {
+        "class_change": stats(common.time_calls(class_change, n, warmup=10)),
+        "method_switch": stats(common.time_calls(method_switch, n, warmup=10)),
+        "class_change_render": stats(common.time_calls(with_render(class_change), n // 4, warmup=5)),
+        "method_switch_render": stats(common.time_calls(with_render(method_switch), n // 4, warmup=5)),
+    }
+    after = engine.cache_info()
+    out["passes_during_switching"] = {
+        k: after[k] - before[k] for k in ("forward_passes", "gradient_passes", "tail_passes", "misses")
+    }
+    out["ratio"] = common.ratio(out["method_switch"], out["class_change"])
+    out["ratio_render"] = common.ratio(out["method_switch_render"], out["class_change_render"])
+    return out
+
+
+def _top5(engine: Any, images: list[np.ndarray], reps: int) -> dict[str, Any]:
+    layer = engine.cam_layer
+    old = _old_gradcam_pass(engine, layer)
+    tops = [[i for i, _, _ in engine.top_k(im, 5)] for im in images]
+    old(images[0], tops[0])  # trace once
+    engine.clear_cache()
+    engine.cam([images[0]] * 5, tops[0], method="gradcam")  # trace once
+    old_s, new_s, new_gradcam_s = [], [], []
+    for _ in range(reps):  # interleaved
+        for im, top in zip(images, tops, strict=True):
+            t0 = now()
+            old(im, top)
+            old_s.append(now() - t0)
+            engine.clear_cache()
+            t0 = now()
+            engine.cam([im] * 5, top, method="gradcam")
+            new_gradcam_s.append(now() - t0)
+            for m in GRADIENT[1:]:
+                engine.cam([im] * 5, top, method=m)
+            new_s.append(now() - t0)
+    out = {
+        "today_gradcam_top5": stats(old_s),
+        "engine_gradcam_top5": stats(new_gradcam_s),
+        "engine_all_five_methods_top5": stats(new_s),
+    }
+    out["ratio"] = common.ratio(out["engine_all_five_methods_top5"], out["today_gradcam_top5"])
+    out["ratio_gradcam_only"] = common.ratio(out["engine_gradcam_top5"], out["today_gradcam_top5"])
+    return out
+
+
+def _peer_scorecam(engine: Any) -> tuple[Any, dict[str, Any]]:
+    info: dict[str, Any] = {"package": "tf-keras-vis"}
+    try:
+        from importlib import metadata
+
+        info["version"] = metadata.version("tf-keras-vis")
+        from tf_keras_vis.scorecam import Scorecam
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+
+        # 0.8.7 softmaxes the model's outputs itself, so it is given the logits (its documented set-up)
+        sc = Scorecam(engine.model, model_modifier=ReplaceToLinear(), clone=True)
+        info["runs_on_keras3"] = True
+        return sc, info
+    except Exception as exc:
+        info["runs_on_keras3"] = False
+        info["error"] = f"{type(exc).__name__}: {exc}"
+        info["traceback"] = traceback.format_exc()[-3000:]
+        return None, info
+
+
+def _scorecam(engine: Any, images: list[np.ndarray], reps: int) -> dict[str, Any]:
+    layer = engine.cam_layer
+    classes = [engine.top_k(im, 1)[0][0] for im in images]
+    peer, info = _peer_scorecam(engine)
+    ours_s, peer_s, rs = [], [], []
+    ours_maps: list[np.ndarray] = []
+    peer_maps: list[np.ndarray] = []
+
+    def ours(im: np.ndarray, c: int) -> np.ndarray:
+        return engine.cam(im, c, method="scorecam", max_channels=CHANNELS, batch_size=32)
+
+    def theirs(im: np.ndarray, c: int) -> np.ndarray:
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        x = engine.model_input(im)[None]
+        m = peer(CategoricalScore([c]), x, penultimate_layer=layer, seek_penultimate_conv_layer=False,
+                 activation_modifier=None, batch_size=32, max_N=CHANNELS, expand_cam=False, normalize_cam=False)
+        return np.asarray(m)[0]
+
+    ours(images[0], classes[0])  # trace once
+    engine.clear_cache()
+    if peer is not None:
+        try:
+            theirs(images[0], classes[0])
+        except Exception as exc:
+            info["runs_on_keras3"] = False
+            info["error"] = f"{type(exc).__name__}: {exc}"
+            info["traceback"] = traceback.format_exc()[-3000:]
+            peer = None
+    for rep in range(reps):
+        for im, c in zip(images, classes, strict=True):
+            engine.clear_cache()  # cold: features and the 64 masked passes
+            t0 = now()
+            a = ours(im, c)
+            ours_s.append(now() - t0)
+            if peer is not None:
+                t0 = now()
+                b = theirs(im, c)
+                peer_s.append(now() - t0)
+                if rep == 0:
+                    ours_maps.append(a)
+                    peer_maps.append(b)
+                    rs.append(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]))
+    top5: dict[str, Any] = {}
+    if peer is not None:  # the panel's case: Score-CAM for each of an image's top-5 classes
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        im = images[0]
+        top = [i for i, _, _ in engine.top_k(im, 5)]
+        engine.clear_cache()
+        t0 = now()
+        engine.cam([im] * 5, top, method="scorecam", max_channels=CHANNELS, batch_size=32)
+        top5["engine_s"] = round(now() - t0, 3)
+        x = np.stack([engine.model_input(im)] * 5)
+        t0 = now()
+        peer(CategoricalScore(top), x, penultimate_layer=layer, seek_penultimate_conv_layer=False,
+             activation_modifier=None, batch_size=32, max_N=CHANNELS, expand_cam=False, normalize_cam=False)
+        top5["tf_keras_vis_s"] = round(now() - t0, 3)
+        top5["ratio"] = round(top5["tf_keras_vis_s"] / top5["engine_s"], 2)
+    n = len(images)
+    out: dict[str, Any] = {
+        "top5_classes_one_image": top5,
+        "layer": layer,
+        "layer_shape": list(engine.layer(layer).shape),
+        "channels": CHANNELS,
+        "peer": info,
+        "engine": {**stats(ours_s), "images_per_s": round(len(ours_s) / sum(ours_s), 3)},
+        "images": n,
+    }
+    if peer_s:
+        out["tf_keras_vis"] = {**stats(peer_s), "images_per_s": round(len(peer_s) / sum(peer_s), 3)}
+        out["ratio"] = round(out["engine"]["images_per_s"] / out["tf_keras_vis"]["images_per_s"], 2)
+        out["map_r"] = {"min": round(min(rs), 5), "median": round(float(np.median(rs)), 5), "all": [round(r, 5) for r in rs]}
+    return out
+
+
+def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> dict[str, Any]:
+    engine = engine or common.engine(224)
+    reps = repeats or (1 if quick else 3)
+    img = common.photo()
+    top = [i for i, _, _ in engine.top_k(img, 5)]
+    log("[methods] method switch vs class change")
+    switch = _switch(engine, img, top, reps)
+    log("[methods] top-5 gradient pass")
+    top5 = _top5(engine, common.variants(2 if quick else 6), reps)
+    log("[methods] Score-CAM vs tf-keras-vis Scorecam")
+    score = _scorecam(engine, common.variants(2 if quick else 6), 1 if quick else 2)
+    targets = {
+        "method_switch_vs_class_change": {"target": 1.5, "value": switch["ratio"],
+                                          "met": switch["ratio"] is not None and switch["ratio"] <= 1.5},
+        "top5_all_gradient_methods_vs_today_gradcam": {"target": 1.3, "value": top5["ratio"],
+                                                       "met": top5["ratio"] is not None and top5["ratio"] <= 1.3},
+        "scorecam_vs_tf_keras_vis": {"target": 3.0, "value": score.get("ratio"),
+                                     "met": score.get("ratio") is not None and score["ratio"] >= 3.0
+                                     and score["map_r"]["min"] > 0.99},
+    }
+    return {"layer": engine.cam_layer, "switch": switch, "top5": top5, "scorecam": score, "targets": targets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    body, path = common.run_cli(NAME, __doc__, run, argv)
+    for k, v in body["targets"].items():
+        print(f"{k:45s} {v['value']}  (target {v['target']}, met: {v['met']})")
+    print(f"-> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def report_lines(r: dict[str, Any]) -> list[str]:
+    """The BENCHMARKS.md section (bench/report.py calls this)."""
+    from .common import fmt_ms
+
+    def yes(t: dict[str, Any]) -> str:
+        return "yes" if t["met"] else "**no**"
+
+    sw, t5, sc, tg = r["switch"], r["top5"], r["scorecam"], r["targets"]
+    lines = [
+        f"## CAM methods (issue 11), default model at `{r['layer']}`",
+        "",
+        f"Reproduce: `{r.get('command', '.venv/bin/python -m bench.methods')}`"
+        + (" (quick run: too few repeats to quote)" if r.get("quick") else "") + ". Machine shared and loaded: "
+        f"load averages {r.get('load_before', {}).get('loadavg', 'n/a')} before the run.",
+        "",
+        "| target | wanted | measured | met |",
+        "|---|---|---|---|",
+        f"| method switch (5 gradient methods, cached class) vs class change (exact CAM), engine only | <= 1.5x | "
+        f"{sw['ratio']}x ({fmt_ms(sw['method_switch']['median_ms'])} vs {fmt_ms(sw['class_change']['median_ms'])}) | "
+        f"{yes(tg['method_switch_vs_class_change'])} |",
+        f"| top-5 gradient pass + all five gradient methods vs today's Grad-CAM top-5 pass | <= 1.3x | {t5['ratio']}x "
+        f"({fmt_ms(t5['engine_all_five_methods_top5']['median_ms'])} vs {fmt_ms(t5['today_gradcam_top5']['median_ms'])}) | "
+        f"{yes(tg['top5_all_gradient_methods_vs_today_gradcam'])} |",
+    ]
+    if "tf_keras_vis" in sc:
+        lines.append(
+            f"| Score-CAM images/s vs tf-keras-vis {sc['peer'].get('version', '')} `Scorecam`, {sc['channels']} of "
+            f"{sc['layer_shape'][2]} channels, one class per image | >= 3x, r > 0.99 | {sc['ratio']}x "
+            f"({sc['engine']['images_per_s']:.3f} vs {sc['tf_keras_vis']['images_per_s']:.3f} images/s), "
+            f"r >= {sc['map_r']['min']:.4f} | {yes(tg['scorecam_vs_tf_keras_vis'])} |"
+        )
+    else:
+        lines.append(f"| Score-CAM vs tf-keras-vis | >= 3x | peer did not run: {sc['peer'].get('error')} | **no** |")
+    lines += [
+        "",
+        f"- Switching: no network at all while switching (passes during the switching loop: "
+        f"{sw['passes_during_switching']}). With the frame's render (upsample + normalise to 512 px) the switch is "
+        f"{sw['ratio_render']}x the class change ({fmt_ms(sw['method_switch_render']['median_ms'])} vs "
+        f"{fmt_ms(sw['class_change_render']['median_ms'])}).",
+        f"- Top-5 pass: the engine's Grad-CAM-only top-5 pass is {t5['ratio_gradcam_only']}x today's fused pass (it "
+        "returns the gradients so that every gradient method is then numpy on cached arrays).",
+    ]
+    top5 = sc.get("top5_classes_one_image") or {}
+    if top5:
+        lines.append(
+            f"- Score-CAM for one image's top-5 classes (the panel's case): engine {top5['engine_s']:.1f} s, tf-keras-vis "
+            f"{top5['tf_keras_vis_s']:.1f} s ({top5['ratio']}x): the engine runs the masked passes once for all classes."
+        )
+    lines.append(
+        "- Both Score-CAMs spend their time in the same number of forward passes of the same network; the single-class "
+        "ratio measures only the overhead around them (tf-keras-vis: `model.predict`, scipy zoom, tiling)."
+    )
+    return [*lines, ""]
