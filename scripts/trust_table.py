@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import cam_widget
-    from cam_widget.metrics.sanity import edge_map
+    from cam_widget.metrics.sanity import clone_engine, edge_map
     from cam_widget.metrics.trust import RANDOM, TrustResult, available_methods, trust_checks
 
     engine = cam_widget.default_engine()
+    clone = clone_engine(engine)  # one clone for every sanity check (its weights are restored after each)
     photos = cam_widget.sample_images()
     methods = args.methods.split(",") if args.methods else available_methods(engine)
     if args.photos:
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         for method in [*methods, RANDOM]:
             t0 = time.perf_counter()
             r = trust_checks(engine, rgb, cls, method=method, steps=args.steps, sanity_blocks=args.sanity_blocks,
-                             random_baseline=False)  # fmt: skip
+                             random_baseline=False, clone=clone)  # fmt: skip
             results.append(r)
             if r.sanity is not None:
                 verdicts.setdefault(method, []).append(not r.sanity.insensitive)
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                                                       random_baseline=False)  # fmt: skip
         ctrl.confidence = cam_widget.confidence_change(engine, rgb, cls, saliency=edges, random_baseline=False)
         ctrl.road = cam_widget.road(engine, rgb, cls, saliency=edges, random_baseline=False)
-        ctrl.sanity = cam_widget.sanity_check(engine, rgb, cls, saliency_fn=edge_map, blocks=args.sanity_blocks)
+        ctrl.sanity = cam_widget.sanity_check(engine, rgb, cls, saliency_fn=edge_map, blocks=args.sanity_blocks,
+                                              clone=clone)  # fmt: skip
         verdicts.setdefault(CONTROL, []).append(not ctrl.sanity.insensitive)
         results.append(ctrl)
         rows.append({"photo": name, "class_index": cls, **ctrl.to_dict()})

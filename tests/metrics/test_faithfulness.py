@@ -225,8 +225,8 @@ def test_bad_baselines_and_percentiles(engine):
 
 
 def test_map_from_the_engine_when_no_saliency_is_given(engine):
-    """Without a saliency the engine's Grad-CAM is used (the model has no GAP head); its map sits on the
-    1 x 1 conv output, so it is constant: defined result, raster order."""
+    """Without a saliency the engine's map is used (here Grad-CAM at the 1 x 1 conv output, which is
+    constant: a defined result in raster order)."""
     rep = deletion_insertion(engine, square_photo(), 0, method="gradcam", steps=4, random_baseline=False)
     assert rep.settings["method"] == "gradcam" and len(rep.deletion_curve) == 5
     assert rep.to_dict()["deletion_auc"] == rep.deletion_auc
