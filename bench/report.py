@@ -21,7 +21,7 @@ NAMES = (
 )
 #: Benchmarks whose module renders its own BENCHMARKS.md section: ``bench.<name>.section(results) -> list[str]``
 #: (``results``: every loaded results file by name), appended after the built-in sections.
-SECTION_MODULES: tuple[str, ...] = ("views",)
+SECTION_MODULES: tuple[str, ...] = ("views", "canvas_latency")
 CASE_LABELS = {
     "seed": "seed path (forward + Python loop + matplotlib PNG)",
     "alpha": "alpha change",

@@ -13,6 +13,7 @@ from .jlab import LabPage, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 ERROR_WORDS = re.compile(r"error|traceback|exception", re.IGNORECASE)
+SIZE = "el => el.tagName === 'IMG' ? [el.naturalWidth, el.naturalHeight] : [el.width, el.height]"
 
 SETUP = """\
 import cam_widget
@@ -43,14 +44,18 @@ def test_switch_views_with_mouse_and_keyboard(lab: LabPage) -> None:
     assert lab.errors() == [] and f"kernel python: {sys.executable}" in lab.text_outputs()
     explorer = lab.page.locator(".jp-OutputArea-output .cam-explorer").first
     explorer.wait_for(state="visible", timeout=60_000)
-    img = lab.wait_for_widget("img.cam-image", timeout=90)
+    # the picture: the in-browser canvas's first cell (the default where anywidget is installed) or the <img>
+    first_pic = explorer.locator("canvas.cam-canvas-cell, img.cam-image").first
+    first_pic.wait_for(state="attached", timeout=90_000)
+    tag = first_pic.evaluate("el => el.tagName")
+    img = lab.wait_for_widget("canvas.cam-canvas-cell" if tag == "CANVAS" else "img.cam-image", timeout=90)
     lab.page.wait_for_function(
         "(el) => el.innerText.trim().length > 0", arg=explorer.locator(".cam-status").first.element_handle(),
         timeout=90_000, polling=100,
     )  # fmt: skip
     _clean(lab, explorer, "after run-all")
     lab.screenshot("views_single", locator=explorer)
-    single_size = img.evaluate("el => [el.naturalWidth, el.naturalHeight]")
+    single_size = img.evaluate(SIZE)
 
     # the mouse: click each view; the picture changes, the status names the view, the view's own control shows
     own = {"Layers": ".cam-layers", "Methods": ".cam-methods", "Classes": ".cam-contrast"}
@@ -79,7 +84,7 @@ def test_switch_views_with_mouse_and_keyboard(lab: LabPage) -> None:
     old = lab.img_src(img)
     lab.page.keyboard.press("Enter")  # Single
     lab.wait_src_change(img, old, timeout=60)
-    assert img.evaluate("el => [el.naturalWidth, el.naturalHeight]") == single_size
+    assert img.evaluate(SIZE) == single_size
     _clean(lab, explorer, "after Enter on Single")
     lab.page.keyboard.press("Tab")  # focus moves to Layers
     assert lab.page.evaluate("() => document.activeElement.innerText.trim()") == "Layers"
