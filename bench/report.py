@@ -233,6 +233,11 @@ def _summary(res: dict[str, Any]) -> list[str]:
         from .batch import summary_rows as batch_rows  # dataset jobs: rows live with their benchmark
 
         rows += [(a, b_, c, _yes(met), _cmd(ba)) for a, b_, c, met in batch_rows(ba)]
+    me = res.get("methods")
+    if me:
+        from .methods import summary_rows as methods_rows  # CAM methods: rows live with their benchmark
+
+        rows += [(a, b_, c, _yes(met), _cmd(me)) for a, b_, c, met in methods_rows(me)]
     lines = [
         "## Targets at a glance",
         "",
