@@ -30,6 +30,7 @@ Everything runs offline.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -245,13 +246,19 @@ def _cmd_trust(args: argparse.Namespace, cases: list[Any]) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     methods = (methods or available_methods(engine, args.layer)) + [RANDOM]
     progress = make_progress(len(cases) * len(methods)) if args.progress else None
+    from .metrics.sanity import clone_engine
+
+    clone = None  # one clone of the model for every sanity check (if it cannot be cloned, each result says why)
+    if "sanity" in metrics:
+        with contextlib.suppress(CAMError):
+            clone = clone_engine(engine)
     results, rows = [], []
     try:
         for case in cases:
             cls = resolve_class(case.class_index, list(engine.class_names), engine.num_classes)
             for method in methods:
                 r = trust_checks(engine, case.image, cls, layer=args.layer, method=method, metrics=metrics, steps=args.steps,
-                                 random_baseline=False)  # fmt: skip
+                                 random_baseline=False, clone=clone)  # fmt: skip
                 results.append(r)
                 rows.append({"case": case.name, "class_index": cls, **r.to_dict()})
                 if progress is not None:

@@ -34,19 +34,21 @@ def gradcam_plus_plus(ing: Ingredients, variant: str = "paper") -> np.ndarray:
     # 2 G^2 + S G^3 = G^2 (2 + S G), so alpha = 1 / (2 + S G) where G != 0 (float32 is plenty: no G^3 formed)
     g = ing.gradients
     d = 2.0 + ing.features.sum(axis=(1, 2), keepdims=True) * g
+    relu_g = np.maximum(g, 0.0)
+    if variant == "paper":  # alpha * relu(G) = relu(G) / d: where G <= 0 it is 0 whatever alpha is
+        return np.divide(relu_g, d, out=np.zeros_like(d), where=d != 0).sum(axis=(1, 2), dtype=np.float64)
     alpha = np.divide(1.0, d, out=np.zeros_like(d), where=(g != 0) & (d != 0))
-    if variant == "authors":
-        total = alpha.sum(axis=(1, 2), keepdims=True)
-        alpha = np.divide(alpha, total, out=np.zeros_like(alpha), where=total != 0)
-    return (alpha * np.maximum(g, 0.0)).sum(axis=(1, 2), dtype=np.float64)
+    total = alpha.sum(axis=(1, 2), keepdims=True)
+    alpha = np.divide(alpha, total, out=np.zeros_like(alpha), where=total != 0)
+    return (alpha * relu_g).sum(axis=(1, 2), dtype=np.float64)
 
 
 def xgradcam(ing: Ingredients) -> np.ndarray:
     """XGrad-CAM (Fu et al. 2020): ``w_k = sum_xy (A_kxy / sum_ab A_kab) G_kxy`` (0 for a channel whose
     activations sum to 0)."""
     a = ing.features
-    total = a.sum(axis=(1, 2), dtype=np.float64)
-    num = (a * ing.gradients).sum(axis=(1, 2), dtype=np.float64)
+    total = a.sum(axis=(1, 2))
+    num = (a * ing.gradients).sum(axis=(1, 2))
     return np.divide(num, total, out=np.zeros_like(num), where=total != 0)
 
 

@@ -57,9 +57,11 @@ from .scoring import (
 )
 
 __all__ = [
+    "ROAD_PERCENTILES",
     "ConfidenceReport",
     "DeletionInsertionReport",
     "ROADReport",
+    "check_class_index",
     "confidence_change",
     "deletion_insertion",
     "road",
@@ -83,7 +85,8 @@ class _Subject:
     random_raw: np.ndarray
 
 
-def _check_class(engine: Any, class_index: Any) -> int:
+def check_class_index(engine: Any, class_index: Any) -> int:
+    """``class_index`` as an int in ``0 .. engine.num_classes - 1``, else :class:`ClassIndexError` with the fix."""
     n = int(engine.num_classes)
     if isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer)):
         raise ClassIndexError(
@@ -104,7 +107,7 @@ def _subject(
     method_options: Mapping[str, Any] | None,
     seed: int,
 ) -> _Subject:
-    cls = _check_class(engine, class_index)
+    cls = check_class_index(engine, class_index)
     _, rgb = engine.prepare(image)
     size = tuple(int(s) for s in engine.input_size)
     small = resize_to(rgb, size)

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import CAMError
 from ..imaging import resize_to
-from .faithfulness import _check_class
+from .faithfulness import check_class_index
 from .scoring import MetricInputError, rank_correlation, saliency_at, ssim, unit_range
 
 __all__ = [
@@ -255,6 +255,7 @@ def sanity_check(
     saliency_fn: SaliencyFn | None = None,
     method_options: Mapping[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    clone: Any = None,
 ) -> SanityReport:
     """Adebayo et al.'s model parameter randomisation test for one image, class and method.
 
@@ -270,12 +271,14 @@ def sanity_check(
         saliency_fn: check any explanation instead of ``engine.cam``: ``fn(engine, rgb, class_index)``
             returns a raw 2-D map (it is called with the user's engine first, then with the clone's).
         progress: ``progress(done, total)`` after each randomised map.
+        clone: an engine from :func:`clone_engine` to reuse across calls (cloning and tracing cost seconds);
+            its weights are restored afterwards.  Default: a fresh clone per call.
     """
     if mode not in ("cascade", "independent"):
         raise MetricInputError(f"mode must be 'cascade' or 'independent'; got {mode!r}.")
     if not 0.0 < float(threshold) < 1.0:
         raise MetricInputError(f"threshold is a rank correlation in (0, 1); got {threshold!r}.")
-    cls = _check_class(engine, class_index)
+    cls = check_class_index(engine, class_index)
     _, rgb = engine.prepare(image)
     size = tuple(int(s) for s in engine.input_size)
     options = dict(method_options or {})
@@ -289,20 +292,25 @@ def sanity_check(
     original = explain(engine)
     saliency_at(original, size)  # a bad map fails before the clone is built
     chosen = _select_blocks(engine.model, blocks)
-    twin = clone_engine(engine)
+    twin = clone if clone is not None else clone_engine(engine)
     layers = _layers_by_name(twin.model)
+    pristine = _snapshot(layers, [n for _, names in chosen for n in names])
     stages = []
     saved: dict[str, list[np.ndarray]] = {}
-    for i, (block, names) in enumerate(chosen):
-        if mode == "independent":
-            _restore(layers, saved)
-            saved = _snapshot(layers, names)
-        _randomise(layers, names, seed + i)
-        twin.reload_head()  # the head's weights are copied at construction; cached features are stale
-        rho, rho_abs, s = _compare(original, explain(twin), size)
-        stages.append(SanityStage(block, list(names), rho, rho_abs, s))
-        if progress is not None:
-            progress(i + 1, len(chosen))
+    try:
+        for i, (block, names) in enumerate(chosen):
+            if mode == "independent":
+                _restore(layers, saved)
+                saved = _snapshot(layers, names)
+            _randomise(layers, names, seed + i)
+            twin.reload_head()  # the head's weights are copied at construction; cached features are stale
+            rho, rho_abs, s = _compare(original, explain(twin), size)
+            stages.append(SanityStage(block, list(names), rho, rho_abs, s))
+            if progress is not None:
+                progress(i + 1, len(chosen))
+    finally:
+        _restore(layers, pristine)  # a reused clone is handed back trained
+        twin.reload_head()
     changed = [st for st in stages if not (np.isfinite(st.spearman_abs) and st.spearman_abs >= threshold)]
     if np.ptp(original) == 0:
         changed = []  # a constant map shows nothing, whatever the weights

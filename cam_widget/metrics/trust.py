@@ -23,7 +23,7 @@ from .faithfulness import (
     ConfidenceReport,
     DeletionInsertionReport,
     ROADReport,
-    _check_class,
+    check_class_index,
     confidence_change,
     deletion_insertion,
     road,
@@ -160,6 +160,7 @@ def trust_checks(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     method_options: Mapping[str, Any] | None = None,
+    clone: Any = None,
 ) -> TrustResult:
     """Run ``metrics`` for one map; ``method="random"`` scores a seeded random map at ``layer``'s
     resolution instead (sanity is not defined for it and is skipped).
@@ -167,10 +168,11 @@ def trust_checks(
     The map is computed once and shared by every metric.  A metric that fails on this input (e.g. a
     model that cannot be cloned for the sanity check) is recorded in ``errors`` and the others still
     run; bad arguments (class, steps, metric names) raise at once.  ``progress(done, total)`` is
-    called after each metric.
+    called after each metric.  ``clone`` (from :func:`cam_widget.metrics.sanity.clone_engine`) is reused by
+    the sanity check instead of cloning the model again.
     """
     chosen = parse_metrics(metrics)
-    cls = _check_class(engine, class_index)
+    cls = check_class_index(engine, class_index)
     _, rgb = engine.prepare(image)
     if method == RANDOM:
         saliency: Any = random_saliency(tuple(engine.layer(layer).shape[:2]), seed)
@@ -192,7 +194,7 @@ def trust_checks(
             "sanity",
             lambda: sanity_check(
                 engine, rgb, cls, layer=layer, method=method, blocks=sanity_blocks, seed=seed,
-                method_options=method_options,
+                method_options=method_options, clone=clone,
             ),
         ))  # fmt: skip
     for i, (name, job) in enumerate(jobs):

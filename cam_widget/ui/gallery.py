@@ -129,6 +129,8 @@ class Gallery(widgets.HBox):
         self.opened: dict[str, Any] | None = None  # the row shown in the explorer
         self.mean_view: dict[str, Any] | None = None  # what the mean-CAM view shows
         self._quiet = False
+        self._tiles: list[widgets.VBox] = []
+        self._tile_rows: list[int] = []  # the frame row each tile shows
         self._names = self._class_names()
 
         methods = [c[: -len("_peak_x")] for c in self.frame.columns if c.endswith("_peak_x")]
@@ -262,42 +264,59 @@ class Gallery(widgets.HBox):
     def _draw_page(self) -> None:
         start = (self.page_control.value - 1) * self.page_size
         self.visible = self.selection.iloc[start : start + self.page_size]
-        self.grid.children = [self._tile(row) for row in self.visible.itertuples()]
+        # dict rows: column names such as "gradcam++_iou" are not attribute names
+        rows = self.visible.to_dict("records")
+        for n, (index, row) in enumerate(zip(self.visible.index, rows, strict=True)):
+            self._fill(n, int(index), row)
+        self.grid.children = tuple(self._tiles[: len(rows)])
         n, total = len(self.selection), len(self.frame)
         self.status.value = (
             f"<b>{n:,}</b> of {total:,} images &middot; page {self.page_control.value} / {self.pages}"
             + ("" if n else " &middot; nothing matches")
         )
 
-    def _tile(self, row: Any) -> widgets.Widget:
-        image = widgets.Image(value=self.thumbnail(row), format="jpeg", layout=widgets.Layout(width=f"{self.thumb_size}px"))
-        name = Path(str(row.path)).name
-        button = widgets.Button(description=name[:22], tooltip=str(row.path), layout=widgets.Layout(width=f"{self.thumb_size}px"))
-        button.on_click(lambda _b, r=row: self.open_row(r.Index))
-        return widgets.VBox([image, widgets.HTML(self._caption(row)), button], layout=widgets.Layout(width=f"{self.thumb_size + 8}px"))
+    def _tile(self, n: int) -> widgets.VBox:
+        """Tile ``n`` of the page: made once, refilled for every page (no widgets pile up in the kernel)."""
+        while len(self._tiles) <= n:
+            k = len(self._tiles)
+            width = widgets.Layout(width=f"{self.thumb_size}px")
+            image = widgets.Image(format="jpeg", layout=width)
+            button = widgets.Button(layout=widgets.Layout(width=f"{self.thumb_size}px"))
+            button.on_click(lambda _b, k=k: self.open_row(self._tile_rows[k]))
+            self._tiles.append(widgets.VBox([image, widgets.HTML(), button], layout=widgets.Layout(width=f"{self.thumb_size + 8}px")))
+            self._tile_rows.append(-1)
+        return self._tiles[n]
 
-    def _caption(self, row: Any) -> str:
-        if isinstance(row.error, str):
-            return f"<span style='color:#b00;font-size:11px'>{html.escape(row.error[:80])}</span>"
-        if not _given(row.predicted):
+    def _fill(self, n: int, index: int, row: dict[str, Any]) -> None:
+        image, caption, button = self._tile(n).children
+        self._tile_rows[n] = index
+        image.value = self.thumbnail(row)
+        caption.value = self._caption(row)
+        button.description = Path(str(row["path"])).name[:22]
+        button.tooltip = str(row["path"])
+
+    def _caption(self, row: dict[str, Any]) -> str:
+        if isinstance(row["error"], str):
+            return f"<span style='color:#b00;font-size:11px'>{html.escape(row['error'][:80])}</span>"
+        if not _given(row["predicted"]):
             return "<div style='font-size:11px'>?</div>"
-        pred = html.escape(self._name(row.predicted))
-        text = f"{pred} {float(row.probability):.2f}" if _given(row.probability) else pred
-        if _given(row.label):
-            ok = int(row.label) == int(row.predicted)
-            truth = html.escape(self._name(row.label))
+        pred = html.escape(self._name(row["predicted"]))
+        text = f"{pred} {float(row['probability']):.2f}" if _given(row["probability"]) else pred
+        if _given(row["label"]):
+            ok = int(row["label"]) == int(row["predicted"])
+            truth = html.escape(self._name(row["label"]))
             text = f"{text}" if ok else f"<span style='color:#b00'>{truth} → {text}</span>"
         m = self.method
-        score = getattr(row, f"{m}_iou", None) if m else None
+        score = row.get(f"{m}_iou") if m else None
         if _given(score):
             text += f" &middot; IoU {float(score):.2f}"
         return f"<div style='font-size:11px;line-height:1.2'>{text}</div>"
 
-    def _map(self, row: Any) -> np.ndarray | None:
+    def _map(self, row: dict[str, Any]) -> np.ndarray | None:
         m = self.method
-        if m is None or self.out is None or isinstance(row.error, str):
+        if m is None or self.out is None or isinstance(row["error"], str):
             return None
-        shard = int(row.shard)
+        shard = int(row["shard"])
         maps = self._shards.get((shard, m))
         if maps is None:
             from ..batch.store import load_maps, shard_path
@@ -306,18 +325,19 @@ class Gallery(widgets.HBox):
                 return None
             maps = load_maps(self.out, shard, m)
             self._shards.put((shard, m), maps)
-        cam = maps[int(row.index)]
+        cam = maps[int(row["index"])]
         return None if not np.isfinite(cam).all() else cam
 
     def thumbnail(self, row: Any) -> bytes:
-        """The JPEG thumbnail of a row (photo, overlay of the shown method, boxes); cached."""
-        key = (str(row.path), self.method, self.alpha, self.colormap, self.boxes, self.thumb_size)
+        """The JPEG thumbnail of a row (a dict or a pandas row: photo, overlay of the shown method, boxes); cached."""
+        row = dict(row)
+        key = (str(row["path"]), self.method, self.alpha, self.colormap, self.boxes, self.thumb_size)
         cached = self._thumbs.get(key)
         if cached is not None:
             return cached
         self.thumbnails_drawn += 1
         try:
-            rgb = load_image(str(row.path))
+            rgb = load_image(str(row["path"]))
         except CAMError:
             picture = _thumb_placeholder(self.thumb_size, "unreadable")
         else:
@@ -331,10 +351,10 @@ class Gallery(widgets.HBox):
         self._thumbs.put(key, data)
         return data
 
-    def _draw_boxes(self, picture: np.ndarray, row: Any, sx: float, sy: float) -> np.ndarray:
+    def _draw_boxes(self, picture: np.ndarray, row: dict[str, Any], sx: float, sy: float) -> np.ndarray:
         """The map's 20 % box in green and the true box in white, scaled to the thumbnail."""
         for prefix, colour in ((f"{self.method}_box_", (0, 255, 0)), ("box_", (255, 255, 255))):
-            vals = [getattr(row, f"{prefix}{k}", None) for k in ("x0", "y0", "x1", "y1")]
+            vals = [row.get(f"{prefix}{k}") for k in ("x0", "y0", "x1", "y1")]
             if all(_given(v) for v in vals):
                 x0, y0, x1, y1 = (float(v) for v in vals)
                 p0 = (int(x0 * sx), int(y0 * sy))

@@ -16,6 +16,7 @@ nothing itself: the numbers come from :mod:`cam_widget.metrics`.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import threading
@@ -27,6 +28,8 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from ..errors import CAMError
+from ..metrics.sanity import clone_engine
 from ..metrics.trust import (
     COLUMNS,
     METRICS,
@@ -162,6 +165,7 @@ class TrustSection:
         self._methods = list(methods) if methods is not None else None
         self._options = check_options
         self._cache: dict[tuple[str, str | None, int, str], TrustResult] = {}
+        self._clone: Any = None  # one clone of the model for every sanity check (cloning + tracing cost seconds)
         self._lock = threading.Lock()
         self._generation = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cam-trust") if threaded else None
@@ -250,10 +254,14 @@ class TrustSection:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
+        if "sanity" in self._metrics and method != RANDOM and self._clone is None:
+            with contextlib.suppress(CAMError):  # if it fails, trust_checks records why in the result's errors
+                self._clone = clone_engine(self.engine)
         result = trust_checks(
             self.engine, t.image, t.class_index, layer=t.layer, method=method,
             metrics=self._metrics if method != RANDOM else tuple(m for m in self._metrics if m != "sanity"),
-            random_baseline=method != RANDOM, progress=self._progress(gen, label), **self._options,
+            random_baseline=method != RANDOM, progress=self._progress(gen, label), clone=self._clone,
+            **self._options,
         )  # fmt: skip
         self._cache[key] = result
         return result

@@ -347,7 +347,11 @@ class LabServer:
         # In a virtualenv jupyter_core ranks sys.prefix above the user dirs; put our isolated (pinned) dirs first.
         env["JUPYTER_PREFER_ENV_PATH"] = "0"
         env["PYTHONUNBUFFERED"] = "1"
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # Kernels see what a user's would: cam_widget keeps TensorFlow's start-up lines out by itself (a set
+        # TF_CPP_MIN_LOG_LEVEL would switch that off), and they import this checkout's cam_widget, not whichever
+        # one the virtualenv's editable install points at.
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
         env.update(self.extra_env)
         return env
 

@@ -51,6 +51,8 @@ def test_tour_notebook_keyboard(lab: LabPage) -> None:
 
     lab.run_all_cells(timeout=170)
     assert lab.errors() == [], "the tour notebook raised"
+    red = lab.page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    assert red.count() == 0, f"stderr boxes in the tour: {red.all_inner_texts()}"
 
     explorer = lab.page.locator(".jp-OutputArea-output .cam-explorer").first
     explorer.wait_for(state="visible", timeout=60_000)

@@ -35,6 +35,11 @@ def test_scorecam_matches_the_paper(case, layer):
     # Faster Score-CAM: the 3 channels of largest spatial variance, the others weigh 0
     top = list(np.argsort(-a.reshape(-1, k).var(axis=0))[:3])
     close(engine.cam(img, 1, prefix + layer, method="scorecam", max_channels=3), ref.scorecam(net, x, a, 1, top))
+    # corner-aligned mask upsampling (tf-keras-vis' scipy zoom)
+    close(
+        engine.cam(img, 1, prefix + layer, method="scorecam", max_channels=3, align_corners=True),
+        ref.scorecam(net, x, a, 1, top, align_corners=True),
+    )
 
 
 @pytest.mark.parametrize("layer", ["conv1", "conv2", "conv3"])
@@ -107,3 +112,14 @@ def test_full_scorecam_on_a_wide_layer_is_refused_with_its_cost():
     assert method("scorecam").estimate(engine, "wide", max_channels=None).startswith("600 forward passes")
     assert method("scorecam").estimate(engine, "wide", smooth="aug").startswith("6 x (64 forward passes")
     assert method("gradcam").estimate(engine, "wide") == "gradient pass"
+
+
+def test_one_set_of_masked_passes_serves_every_class_of_an_image(net):
+    engine = CAMEngine(net.flat)
+    img = photo(seed=15)
+    engine.features(img)  # the features' own forward pass, before counting
+    before = engine.cache_info()["forward_passes"]
+    maps = engine.cam([img] * 3, [0, 2, 4], method="scorecam", max_channels=None, batch_size=4)
+    assert engine.cache_info()["forward_passes"] - before == 3  # 10 channels in batches of 4, once for 3 classes
+    for m, c in zip(maps, (0, 2, 4), strict=True):
+        close(m, CAMEngine(net.flat).cam(img, c, method="scorecam", max_channels=None))

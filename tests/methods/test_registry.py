@@ -149,3 +149,14 @@ def test_every_method_on_the_default_model_and_a_sample_photo():
     for name in ("gradcam", "gradcam++", "hirescam", "scorecam", "ablationcam"):
         r = np.corrcoef(maps[name].ravel(), maps["cam"].ravel())[0, 1]
         assert r > 0.3, (name, r)
+
+
+def test_cli_method_option_accepts_every_registered_method():
+    from cam_widget import cli
+
+    parser = cli.build_parser()
+    for m in cam_widget.methods():
+        for cmd in (["demo", "--out", "x"], ["evaluate"]):
+            assert parser.parse_args([*cmd, "--method", m.name]).method == m.name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["demo", "--method", "nosuchcam"])

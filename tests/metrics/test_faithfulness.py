@@ -38,6 +38,9 @@ def test_public_names_are_re_exported():
     assert cam_widget.deletion_insertion is deletion_insertion
     assert cam_widget.confidence_change is confidence_change
     assert cam_widget.road is road
+    from cam_widget.metrics.sanity import sanity_check
+
+    assert cam_widget.sanity_check is sanity_check
 
 
 def test_square_indicator_gives_the_best_deletion_curve_and_its_complement_the_worst(engine):
@@ -222,8 +225,8 @@ def test_bad_baselines_and_percentiles(engine):
 
 
 def test_map_from_the_engine_when_no_saliency_is_given(engine):
-    """Without a saliency the engine's Grad-CAM is used (the model has no GAP head); its map sits on the
-    1 x 1 conv output, so it is constant: defined result, raster order."""
+    """Without a saliency the engine's map is used (here Grad-CAM at the 1 x 1 conv output, which is
+    constant: a defined result in raster order)."""
     rep = deletion_insertion(engine, square_photo(), 0, method="gradcam", steps=4, random_baseline=False)
     assert rep.settings["method"] == "gradcam" and len(rep.deletion_curve) == 5
     assert rep.to_dict()["deletion_auc"] == rep.deletion_auc

@@ -119,3 +119,22 @@ def test_bad_input(kwargs, error, match):
 def test_class_out_of_range(cls):
     with pytest.raises(ClassIndexError):
         sanity_check(square_engine(), square_photo(), cls, method="gradcam")
+
+
+def test_a_reused_clone_gives_the_same_answer_and_is_handed_back_trained():
+    from cam_widget.metrics.sanity import clone_engine
+
+    inp = keras.Input((24, 24, 3))
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(inp)
+    x = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="features")(x)
+    out = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    engine = CAMEngine(keras.Model(inp, out), preprocess=None)
+    clone = clone_engine(engine)
+    img = np.random.default_rng(0).integers(0, 256, (24, 24, 3)).astype(np.uint8)
+    fresh = sanity_check(engine, img, 0, method="cam", blocks=None, seed=3)
+    again = sanity_check(engine, img, 0, method="cam", blocks=None, seed=3, clone=clone)
+    twice = sanity_check(engine, img, 0, method="cam", blocks=None, seed=3, clone=clone)
+    for rep in (again, twice):
+        np.testing.assert_allclose([s.spearman for s in rep.stages], [s.spearman for s in fresh.stages], equal_nan=True)
+    assert [s.block for s in fresh.stages] == ["head", "features", "conv"]
+    assert all(np.array_equal(a, b) for a, b in zip(_weights(engine.model), _weights(clone.model), strict=True))

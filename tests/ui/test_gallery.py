@@ -21,7 +21,7 @@ from cam_widget.imaging import load_image, resize_to
 def job_out(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gallery")
     csv = write_photo_set(folder / "photos", count=16)
-    job = BatchJob(items=str(csv), out=folder / "out", methods=("cam", "gradcam"), shard_size=6)
+    job = BatchJob(items=str(csv), out=folder / "out", methods=("cam", "gradcam++"), shard_size=6)
     run(job)
     return job
 
@@ -32,7 +32,7 @@ def _decode(jpeg: bytes) -> np.ndarray:
 
 def test_grid_shows_the_page_with_overlays_of_the_stored_maps(job_out):
     g = cam_widget.Gallery(job_out.out, page_size=6, thumb_size=96, boxes=False)
-    assert isinstance(g, cam_widget.ui.gallery.Gallery) and g.methods == ["cam", "gradcam"]
+    assert isinstance(g, cam_widget.ui.gallery.Gallery) and g.methods == ["cam", "gradcam++"]
     assert len(g.grid.children) == 6 and g.pages == 3 and "<b>16</b> of 16 images" in g.status.value
     assert g.thumbnails_drawn == 6
     row = g.visible.iloc[0]
@@ -41,8 +41,10 @@ def test_grid_shows_the_page_with_overlays_of_the_stored_maps(job_out):
     want = render.overlay(small, load_maps(job_out.out, int(row["shard"]), "cam")[int(row["index"])], alpha=0.5)
     shown = _decode(g.grid.children[0].children[0].value)
     assert shown.shape == want.shape and np.abs(shown.astype(int) - want).mean() < 4  # JPEG noise only
-    g.method_control.value = "gradcam"  # another method: new overlays for the same page
+    g.method_control.value = "gradcam++"  # another method (a column name that is no identifier): new overlays for the same page
     assert g.thumbnails_drawn == 12
+    row = g.visible.iloc[0]
+    assert f"IoU {row['gradcam++_iou']:.2f}" in g.grid.children[0].children[1].value
     g.go(3)
     assert len(g.grid.children) == 4 and g.page_paths() == list(g.frame["path"].iloc[12:])
 
@@ -108,10 +110,11 @@ def test_fifty_thousand_rows_page_from_the_table_and_draw_only_the_visible_page(
     frame = pd.DataFrame({
         "shard": np.arange(n) // 64, "index": np.arange(n) % 64, "path": [f"/nowhere/{i:05d}.jpg" for i in range(n)],
         "label": label, "predicted": predicted, "probability": rng.random(n), "error": [None] * n,
-        "cam_peak_x": 0, "cam_iou": rng.random(n),
+        "cam_peak_x": 0, "cam_iou": rng.random(n), "cam_insertion": rng.random(n),
     })  # fmt: skip
     g = cam_widget.Gallery(frame, page_size=24)
     assert g.pages == -(-n // 24) and len(g.grid.children) == 24 and g.thumbnails_drawn == 24
+    tiles = g.grid.children
     g.select("wrong", sort="iou")
     wrong = frame[frame["label"] != frame["predicted"]]
     assert len(g.selection) == len(wrong) and g.pages == -(-len(wrong) // 24)
@@ -122,6 +125,10 @@ def test_fifty_thousand_rows_page_from_the_table_and_draw_only_the_visible_page(
     assert g.thumbnails_drawn == 24 + 24 + last  # only the visible pages were ever drawn
     g.go(1)
     assert g.thumbnails_drawn == 24 + 24 + last  # page 1 again: from the cache
+    assert g.grid.children == tiles  # the same 24 tile widgets, refilled: nothing piles up in the kernel
+    g.select("class", int(label[0]), sort="insertion")
+    chosen = frame[frame["label"] == label[0]]
+    assert list(g.visible["cam_insertion"]) == sorted(chosen["cam_insertion"])[:24]
     assert _decode(g.grid.children[0].children[0].value).shape == (144, 144, 3)  # missing file: placeholder
 
 
