@@ -30,7 +30,7 @@ import numpy as np
 from . import common
 from .common import log, now
 
-__all__ = ["LoopbackCluster", "report_lines", "write_photo_set"]
+__all__ = ["LoopbackCluster", "report_lines", "summary_rows", "write_photo_set"]
 
 NAME = "batch"
 #: Mean file size of the ILSVRC2012 validation set (6.3 GB / 50,000 JPEGs), for the storage arithmetic.
@@ -303,6 +303,18 @@ def _f(v: float | None, fmt: str = ".2f") -> str:
     return "n/a" if v is None else format(v, fmt)
 
 
+def summary_rows(b: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """Rows for BENCHMARKS.md's targets table: (what, target, measured, met)."""
+    ips = b["images_per_s"]
+    r1, d1, d2 = b["ratio_run_vs_features_many_files"], b["dask_1_vs_in_process_wall"], b["dask_2_speedup_vs_1"]
+    return [
+        (f"batch: `run(job)` in process vs `engine.features_many` on the same {b['images']} files", ">= 0.9x",
+         f"{r1:.2f}x ({ips['run_in_process']:.1f} vs {ips['features_many_files']:.1f} images/s)", r1 >= 0.9),
+        ("batch: one Dask worker, wall time vs in process", "<= 1.2x", f"{d1:.2f}x", d1 <= 1.2),
+        ("batch: two Dask workers on the same 2 cores vs one", "report", "n/a" if d2 is None else f"{d2:.2f}x", None),
+    ]  # fmt: skip
+
+
 def report_lines(b: dict[str, Any]) -> list[str]:
     """The BENCHMARKS.md section of ``bench/results/batch.json``."""
     ips = b["images_per_s"]
@@ -365,7 +377,7 @@ def report_lines(b: dict[str, Any]) -> list[str]:
         "task rate is far below that), nor the results (a shard file is "
         f"{b['shard_file_bytes'] / 1e3:.0f} kB for {b['shard_size']} images; only a small report per task travels "
         "through the scheduler).  It is the storage every worker reads the photos from and writes the shards to "
-        "(the `image reads` column at 64 workers), the driver's end-of-run assembly of all shard rows into one parquet "
+        "(the read columns at 64 workers), the driver's end-of-run assembly of all shard rows into one parquet "
         f"file ({b['assembly_s_per_shard'] * 1e3:.1f} ms per shard, serial), and each worker's engine start-up, paid once.",
         "",
         f"Gallery on a synthetic {g['rows']:,}-row table: built in {g['build_s'] * 1e3:.0f} ms, filter + sort in "

@@ -374,7 +374,9 @@ from cam_widget.samples import sample_image
 from cam_widget.ui.views.layers import default_layers
 
 engine = cam_widget.default_engine()
-grid = cam_widget.CAMExplorer(engine, {{"photo": sample_image("chelsea")}}, display_size={display!r}, view="layers")
+from cam_widget.ui.output import ImageOutput  # the kernel-composed picture (the target's Image path)
+grid = cam_widget.CAMExplorer(engine, {{"photo": sample_image("chelsea")}}, display_size={display!r}, view="layers",
+                              output=ImageOutput())
 grid.layers_control.value = default_layers({{i.name: i for i in engine.layers()}}, engine.cam_layer, resolutions=4)
 grid.wait()
 _frames = []  # the grid's own frames (other opacities) for the floor: same size, format and content

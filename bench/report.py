@@ -21,7 +21,7 @@ NAMES = (
 )
 #: Benchmarks whose module renders its own BENCHMARKS.md section: ``bench.<name>.section(results) -> list[str]``
 #: (``results``: every loaded results file by name), appended after the built-in sections.
-SECTION_MODULES: tuple[str, ...] = ("views",)
+SECTION_MODULES: tuple[str, ...] = ("views", "canvas_latency")
 CASE_LABELS = {
     "seed": "seed path (forward + Python loop + matplotlib PNG)",
     "alpha": "alpha change",
@@ -228,6 +228,16 @@ def _summary(res: dict[str, Any]) -> list[str]:
         from .trust import summary_rows  # the trust checks: rows live with their benchmark
 
         rows += [(a, b_, c, _yes(met), _cmd(tr)) for a, b_, c, met in summary_rows(tr)]
+    ba = res.get("batch")
+    if ba:
+        from .batch import summary_rows as batch_rows  # dataset jobs: rows live with their benchmark
+
+        rows += [(a, b_, c, _yes(met), _cmd(ba)) for a, b_, c, met in batch_rows(ba)]
+    me = res.get("methods")
+    if me:
+        from .methods import summary_rows as methods_rows  # CAM methods: rows live with their benchmark
+
+        rows += [(a, b_, c, _yes(met), _cmd(me)) for a, b_, c, met in methods_rows(me)]
     lines = [
         "## Targets at a glance",
         "",

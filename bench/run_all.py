@@ -29,6 +29,7 @@ BENCHMARKS = (
     "kernel_latency", "before_after", "throughput", "memory", "scaling", "refit", "methods", "browser_latency", "batch",
     "trust",
     "views",
+    "canvas_latency",
 )
 REQUIREMENTS = common.BENCH_DIR / "requirements.txt"
 

@@ -19,7 +19,9 @@ cam-widget is the first to import Keras and the user has not set ``TF_CPP_MIN_LO
    written back to ``sys.stderr``, so a real warning or error written during the import still shows.
 
 A user who set ``TF_CPP_MIN_LOG_LEVEL`` (to any value), or who imported Keras or TensorFlow first,
-gets TensorFlow exactly as it behaves without cam-widget.
+gets TensorFlow exactly as it behaves without cam-widget.  A value cam-widget set itself is marked
+(:data:`MARKER`), so child processes that inherit it (Dask workers started from a notebook, whose
+stderr is the notebook's) are quieted the same way instead of taking it for the user's choice.
 
 Every cam-widget module that needs Keras imports it from here: ``from .tf_import import keras``.
 """
@@ -38,7 +40,11 @@ from types import ModuleType
 from .errors import MissingPackageError
 from .optional import install_line
 
-__all__ = ["STARTUP_PATTERNS", "import_keras", "is_startup_line", "keras", "startup_lines_filtered"]
+__all__ = ["MARKER", "STARTUP_PATTERNS", "import_keras", "is_startup_line", "keras", "startup_lines_filtered"]
+
+#: Environment variable saying "TF_CPP_MIN_LOG_LEVEL was set by cam-widget, not by the user".
+MARKER = "CAM_WIDGET_SET_TF_CPP_MIN_LOG_LEVEL"
+_LEVEL = "1"
 
 #: Lines TensorFlow prints at import on every machine (CPU builds) or on every machine without CUDA
 #: (the ``tensorflow`` wheel): notices, not problems.  Matched against each captured line.
@@ -140,11 +146,18 @@ def import_keras() -> ModuleType:
     Raises :class:`~cam_widget.errors.MissingPackageError` naming the ``pip install`` line when
     Keras or its backend is not installed.
     """
-    if "keras" in sys.modules or "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if "keras" in sys.modules or "tensorflow" in sys.modules or _users_log_level():
         return _import_keras_module()
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"  # INFO off for the process; warnings and errors print
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = _LEVEL  # INFO off for the process; warnings and errors print
+    os.environ[MARKER] = _LEVEL
     with startup_lines_filtered():
         return _import_keras_module()
+
+
+def _users_log_level() -> bool:
+    """Whether ``TF_CPP_MIN_LOG_LEVEL`` is set, and not by cam-widget (in this or a parent process)."""
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    return level is not None and not (level == _LEVEL and os.environ.get(MARKER) == _LEVEL)
 
 
 keras = import_keras()

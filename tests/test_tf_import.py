@@ -93,7 +93,7 @@ def test_keras_already_imported_is_returned_untouched(monkeypatch: pytest.Monkey
 
 
 def _python(code: str, **env: str | None) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    full = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", tf_import.MARKER)}
     full.update({k: v for k, v in env.items() if v is not None})
     full["PYTHONPATH"] = str(REPO)
     return subprocess.run(
@@ -124,12 +124,32 @@ def test_a_fresh_process_prints_no_start_up_lines_but_real_warnings() -> None:
 
 
 @pytest.mark.slow
+def test_a_child_process_inherits_the_quiet_not_a_user_setting() -> None:
+    """A Dask worker started from a notebook inherits the kernel's environment and its stderr."""
+    proc = _python(
+        """
+        import os, subprocess, sys
+        import cam_widget.tf_import
+        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1" and os.environ[cam_widget.tf_import.MARKER] == "1"
+        child = "import cam_widget.tf_import, tensorflow as tf; print(tf.constant(2.0).numpy())"
+        sys.exit(subprocess.run([sys.executable, "-c", child]).returncode)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "2.0"
+    assert proc.stderr == ""
+
+
+@pytest.mark.slow
 def test_a_user_who_set_the_log_level_gets_tensorflow_unchanged() -> None:
     proc = _python("import cam_widget.tf_import, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])",
                    TF_CPP_MIN_LOG_LEVEL="0")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0"
     assert any("oneDNN custom operations are on" in line for line in proc.stderr.splitlines()), proc.stderr
+    # "1" is also what cam-widget sets: without cam-widget's marker it is the user's, and respected
+    proc = _python("import cam_widget.tf_import", TF_CPP_MIN_LOG_LEVEL="1")
+    assert "oneDNN custom operations are on" in proc.stderr, proc.stderr
 
 
 # ------------------------------------------------------------------------------------------ Jupyter kernel

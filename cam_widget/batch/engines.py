@@ -25,7 +25,7 @@ def resolve_preprocess(name: str | None) -> Callable[[Any], Any] | None:
     """``"resnet50"`` / ``"keras.applications.resnet50.preprocess_input"`` -> that function."""
     if name is None:
         return None
-    import keras
+    from ..tf_import import keras
 
     dotted = name[len("keras.applications.") :] if name.startswith("keras.applications.") else name
     module_name = dotted.removesuffix(".preprocess_input")

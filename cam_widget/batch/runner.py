@@ -178,6 +178,12 @@ def run(job: BatchJob, scheduler: Any = None, *, progress: bool | Progress | Non
     work_seconds = time.perf_counter() - t_work
     skipped += [r["shard"] for r in reports if r["status"] != "computed"]
     computed = sorted(r["shard"] for r in reports if r["status"] == "computed")
+    missing = [k for k, _ in shards if not store.shard_path(job.out, k).is_file()]
+    if missing:  # the workers reported them done, but this process cannot see their files
+        raise BatchJobError(
+            f"{len(missing)} shard file(s) reported done are not in {str(Path(job.out) / store.MAPS_DIR)!r} here "
+            f"(e.g. shard {missing[0]}): the output folder must be storage shared by every worker and this process."
+        )
     rows = [row for k, _ in shards for row in store.read_shard_rows(job.out, k)]
     frame = store.write_parquet(Path(job.out) / store.RESULTS, rows, columns(job))
     summary = summarize(frame, job.methods)

@@ -124,10 +124,13 @@ _REGISTRY: tuple[Method, ...] = (
         description="Channels weighted by the class probability of the input masked with each channel's map.",
         paper="Wang et al. 2020, Score-CAM: Score-Weighted Visual Explanations for CNNs (CVPR Workshops)",
         compute=perturbation.scorecam,
-        options=("max_channels", "batch_size", "allow_slow"),
+        options=("max_channels", "batch_size", "allow_slow", "align_corners"),
         expensive=True,
         estimator=perturbation.estimate_scorecam,
-        defaults=(("max_channels", perturbation.SCORECAM_MAX_CHANNELS), ("batch_size", 32), ("allow_slow", False)),
+        defaults=(
+            ("max_channels", perturbation.SCORECAM_MAX_CHANNELS), ("batch_size", 32), ("allow_slow", False),
+            ("align_corners", False),
+        ),
     ),
     Method(
         name="ablationcam",

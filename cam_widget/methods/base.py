@@ -152,7 +152,7 @@ def pca_projection(terms: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Project ``terms`` ``(n, h, w, k)`` on their first principal direction: ``(n, h, w)``.
 
     Per item the ``(h*w, k)`` matrix is centred over positions, its first right-singular vector ``v``
-    taken, and the centred rows projected on ``v``.  The SVD's sign is arbitrary; it is fixed so the
+    taken, and the centred rows projected on ``v`` (computed from the smaller Gram matrix).  The SVD's sign is arbitrary; it is fixed so the
     projection correlates positively with ``reference`` ``(n, h, w)`` (for Eigen-CAM the channel mean of
     the activations, for eigen smoothing the unsmoothed map).  A constant item gives zeros."""
     n, h, w, k = terms.shape
@@ -162,8 +162,13 @@ def pca_projection(terms: np.ndarray, reference: np.ndarray) -> np.ndarray:
         m = m - m.mean(axis=0, keepdims=True)
         if not np.isfinite(m).all() or not np.any(m):
             continue
-        _, _, vt = np.linalg.svd(m, full_matrices=False)
-        proj = m @ vt[0]
+        # the top principal component from the smaller of the two Gram matrices (a 49x49 eigh at 7x7x1280,
+        # not an SVD of the whole matrix): m v = u * sqrt(lambda) for the top eigenpair of m m^T
+        if h * w <= k:
+            vals, vecs = np.linalg.eigh(m @ m.T)
+            proj = vecs[:, -1] * np.sqrt(max(float(vals[-1]), 0.0))
+        else:
+            proj = m @ np.linalg.eigh(m.T @ m)[1][:, -1]
         ref = reference[i].reshape(-1).astype(np.float64)
         if float(np.dot(proj - proj.mean(), ref - ref.mean())) < 0:
             proj = -proj

@@ -18,7 +18,9 @@ import numpy as np
 from ..errors import MethodError
 from .base import Ingredients
 
-__all__ = ["FULL_LIMIT", "SCORECAM_MAX_CHANNELS", "ablationcam", "scorecam", "select_channels"]
+__all__ = [
+    "FULL_LIMIT", "SCORECAM_MAX_CHANNELS", "ablationcam", "scorecam", "select_channels", "upsample_align_corners",
+]
 
 # Faster Score-CAM default: 64 masked inputs keep a 7x7x1280 layer at a few seconds on a laptop CPU.
 SCORECAM_MAX_CHANNELS = 64
@@ -66,7 +68,7 @@ def _passes_text(n: int, engine: Any) -> str:
 
 def estimate_scorecam(
     engine: Any, layer: str, max_channels: int | None = SCORECAM_MAX_CHANNELS, batch_size: int = 32,
-    allow_slow: bool = False,
+    allow_slow: bool = False, align_corners: bool = False,
 ) -> str:
     k = engine.layer(layer).shape[2]
     n = k if max_channels is None else min(int(max_channels), k)
@@ -80,15 +82,36 @@ def estimate_ablationcam(engine: Any, layer: str, batch_size: int = 64) -> str:
     return _passes_text(k, engine)
 
 
+def upsample_align_corners(feats: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Linear upsampling of ``feats`` ``(h, w, m)`` to ``size`` with the corner cells' centres on the output's
+    corner pixels (``scipy.ndimage.zoom(order=1)``, PyTorch's ``align_corners=True``)."""
+
+    def axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = np.linspace(0.0, n_in - 1, n_out)
+        lo = np.floor(pos).astype(int)
+        return lo, np.minimum(lo + 1, n_in - 1), (pos - lo).astype(np.float32)
+
+    ly, hy, ty = axis(feats.shape[0], size[0])
+    lx, hx, tx = axis(feats.shape[1], size[1])
+    rows = feats[ly] * (1 - ty)[:, None, None] + feats[hy] * ty[:, None, None]
+    return rows[:, lx] * (1 - tx)[None, :, None] + rows[:, hx] * tx[None, :, None]
+
+
 def scorecam(
-    ing: Ingredients, max_channels: int | None = SCORECAM_MAX_CHANNELS, batch_size: int = 32, allow_slow: bool = False
+    ing: Ingredients,
+    max_channels: int | None = SCORECAM_MAX_CHANNELS,
+    batch_size: int = 32,
+    allow_slow: bool = False,
+    align_corners: bool = False,
 ) -> np.ndarray:
     """Score-CAM (Wang et al. 2020), weights as the authors and tf-keras-vis compute them: each channel map
     is upsampled (bilinear) to the input size, min-max normalised to [0, 1] (a constant map gives a zero
     mask), multiplied with the model input, and the masked input's probability of the class (the model's
     softmax/sigmoid) is the channel's weight.  ``max_channels=N`` keeps the N channels of largest variance
     (Faster Score-CAM; the others weigh 0); ``None`` uses every channel, refused above ``FULL_LIMIT``
-    channels unless ``allow_slow=True``."""
+    channels unless ``allow_slow=True``.  The masks are upsampled with pixel-centre alignment, as the
+    authors' PyTorch code (``align_corners=False``); ``align_corners=True`` aligns the corner cells with the
+    corner pixels instead, as tf-keras-vis (``scipy.ndimage.zoom``) does."""
     import cv2
 
     engine = ing.engine
@@ -112,7 +135,10 @@ def scorecam(
         x = engine.model_input(ing.images[idx[0]])
         for start in range(0, len(chans), batch_size):
             part = chans[start : start + batch_size]
-            up = cv2.resize(np.ascontiguousarray(feats[..., part]), (width, height), interpolation=cv2.INTER_LINEAR)
+            if align_corners:
+                up = upsample_align_corners(feats[..., part], (height, width))
+            else:
+                up = cv2.resize(np.ascontiguousarray(feats[..., part]), (width, height), interpolation=cv2.INTER_LINEAR)
             up = up.reshape(height, width, len(part)).astype(np.float32)
             lo, hi = up.min(axis=(0, 1)), up.max(axis=(0, 1))
             span = hi - lo

@@ -199,8 +199,13 @@ class CAMExplorer(widgets.VBox):
 
     @property
     def overlay_bytes(self) -> bytes:
-        """The encoded frame on screen (``image_widget.format`` says PNG or JPEG)."""
-        return bytes(self.image_widget.value)
+        """The encoded frame on screen (``image_widget.format`` says PNG or JPEG); with the canvas output, which
+        sends no encoded frames, the picture on screen as PNG."""
+        value = getattr(self.image_widget, "value", None)
+        if value is None:
+            rgb = self.overlay_rgb
+            return b"" if rgb is None else render.encode(rgb, "png")
+        return bytes(value)
 
     @property
     def overlay_rgb(self) -> np.ndarray | None:

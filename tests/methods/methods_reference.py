@@ -157,12 +157,19 @@ def eigencam(a: np.ndarray) -> np.ndarray:
     return first_component(a, a.mean(axis=2))
 
 
-def scorecam(net: Net, x: np.ndarray, a: np.ndarray, c: int, channels: list[int]) -> np.ndarray:
+def scorecam(
+    net: Net, x: np.ndarray, a: np.ndarray, c: int, channels: list[int], align_corners: bool = False
+) -> np.ndarray:
     """Wang et al.: mask_k = minmax(up(A_k)); w_k = softmax(f(x * mask_k))_c; map = sum w_k A_k."""
+    from scipy.ndimage import zoom
+
     size = x.shape[:2]
     w = np.zeros(a.shape[2])
     for k in channels:
-        up = tf.image.resize(a[None, :, :, k : k + 1], size, method="bilinear").numpy()[0, :, :, 0]
+        if align_corners:  # as tf-keras-vis upsamples
+            up = zoom(a[:, :, k], (size[0] / a.shape[0], size[1] / a.shape[1]), order=1, mode="nearest")
+        else:
+            up = tf.image.resize(a[None, :, :, k : k + 1], size, method="bilinear").numpy()[0, :, :, 0]
         lo, hi = up.min(), up.max()
         mask = (up - lo) / (hi - lo) if hi > lo else np.zeros_like(up)
         probs = net.flat(tf.constant((x * mask[:, :, None])[None], tf.float32)).numpy()[0]

@@ -35,6 +35,11 @@ def test_scorecam_matches_the_paper(case, layer):
     # Faster Score-CAM: the 3 channels of largest spatial variance, the others weigh 0
     top = list(np.argsort(-a.reshape(-1, k).var(axis=0))[:3])
     close(engine.cam(img, 1, prefix + layer, method="scorecam", max_channels=3), ref.scorecam(net, x, a, 1, top))
+    # corner-aligned mask upsampling (tf-keras-vis' scipy zoom)
+    close(
+        engine.cam(img, 1, prefix + layer, method="scorecam", max_channels=3, align_corners=True),
+        ref.scorecam(net, x, a, 1, top, align_corners=True),
+    )
 
 
 @pytest.mark.parametrize("layer", ["conv1", "conv2", "conv3"])

@@ -3,6 +3,7 @@ cells reproduce the Image path's picture, grids, the fall-back to the Image path
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -42,6 +43,8 @@ def test_canvas_cells_reproduce_the_image_path(panel, engine) -> None:
         assert np.array_equal(painted, panel.overlay_rgb)
     cam = panel.current_map()
     assert np.array_equal(cv.cell_list[0].cam, cam)
+    png = cv2.imdecode(np.frombuffer(panel.overlay_bytes, np.uint8), cv2.IMREAD_COLOR)
+    assert np.array_equal(cv2.cvtColor(png, cv2.COLOR_BGR2RGB), panel.overlay_rgb)
     assert cv.alpha == 0.8 and cv.colormap == "viridis"
 
 

@@ -110,7 +110,7 @@ def test_fifty_thousand_rows_page_from_the_table_and_draw_only_the_visible_page(
     frame = pd.DataFrame({
         "shard": np.arange(n) // 64, "index": np.arange(n) % 64, "path": [f"/nowhere/{i:05d}.jpg" for i in range(n)],
         "label": label, "predicted": predicted, "probability": rng.random(n), "error": [None] * n,
-        "cam_peak_x": 0, "cam_iou": rng.random(n),
+        "cam_peak_x": 0, "cam_iou": rng.random(n), "cam_insertion": rng.random(n),
     })  # fmt: skip
     g = cam_widget.Gallery(frame, page_size=24)
     assert g.pages == -(-n // 24) and len(g.grid.children) == 24 and g.thumbnails_drawn == 24
@@ -126,6 +126,9 @@ def test_fifty_thousand_rows_page_from_the_table_and_draw_only_the_visible_page(
     g.go(1)
     assert g.thumbnails_drawn == 24 + 24 + last  # page 1 again: from the cache
     assert g.grid.children == tiles  # the same 24 tile widgets, refilled: nothing piles up in the kernel
+    g.select("class", int(label[0]), sort="insertion")
+    chosen = frame[frame["label"] == label[0]]
+    assert list(g.visible["cam_insertion"]) == sorted(chosen["cam_insertion"])[:24]
     assert _decode(g.grid.children[0].children[0].value).shape == (144, 144, 3)  # missing file: placeholder
 
 
