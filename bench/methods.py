@@ -1,7 +1,7 @@
 """Benchmark: the CAM method family (issue 11) on the default model at its CAM layer (7x7x1280), side by side.
 
 * **method switch** for a cached (image, layer, class): ``engine.cam(img, c, method=m)`` cycling the five gradient
-  methods, vs **today's class change** (``engine.cam(img, c')`` cycling the top-5 with exact CAM on cached
+  methods (maps cached after their first computation; the first switch per (class, method) is timed apart), vs **today's class change** (``engine.cam(img, c')`` cycling the top-5 with exact CAM on cached
   features).  Photos are read-only arrays, as the panel holds them (hashed once).  Engine-only and with the
   frame's ``render.to_index`` (upsample + normalise to 512 px, what the panel
   does per frame).  Target: switch <= 1.5x the class change; no forward or gradient pass (cache counters).
@@ -63,9 +63,14 @@ def _switch(engine: Any, img: np.ndarray, top: list[int], reps: int) -> dict[str
     from cam_widget import render
 
     engine.cam([img] * len(top), top, method="gradcam")  # the panel's top-k prefetch: one gradient pass
-    for m in GRADIENT:  # first use of each method's numpy path
-        engine.cam(img, top[0], method=m)
     before = engine.cache_info()
+    # first switch: each (class, method) pair's map computed from the cached gradients (not yet a cached map)
+    first = []
+    for c in top:
+        for m in GRADIENT[1:]:
+            t0 = now()
+            engine.cam(img, c, method=m)
+            first.append(now() - t0)
     display = (512, 512)
 
     def class_change(i: int) -> np.ndarray:
@@ -79,6 +84,7 @@ def _switch(engine: Any, img: np.ndarray, top: list[int], reps: int) -> dict[str
 
     n = reps * 200
     out = {
+        "method_switch_first": stats(first),
         "class_change": stats(common.time_calls(class_change, n, warmup=10)),
         "method_switch": stats(common.time_calls(method_switch, n, warmup=10)),
         "class_change_render": stats(common.time_calls(with_render(class_change), n // 4, warmup=5)),
@@ -89,6 +95,7 @@ def _switch(engine: Any, img: np.ndarray, top: list[int], reps: int) -> dict[str
         k: after[k] - before[k] for k in ("forward_passes", "gradient_passes", "tail_passes", "misses")
     }
     out["ratio"] = common.ratio(out["method_switch"], out["class_change"])
+    out["ratio_first"] = common.ratio(out["method_switch_first"], out["class_change"])
     out["ratio_render"] = common.ratio(out["method_switch_render"], out["class_change_render"])
     return out
 
@@ -323,10 +330,13 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         f"{sw['passes_during_switching']}). With the frame's render (upsample + normalise to 512 px) the switch is "
         f"{sw['ratio_render']}x the class change ({fmt_ms(sw['method_switch_render']['median_ms'])} vs "
         f"{fmt_ms(sw['class_change_render']['median_ms'])}).",
-        "- Why the switch can miss: at the CAM layer today's class change is one cached matrix-vector product on read-only "
-        "photos (nothing hashed), so the ratio compares numpy over the 7x7x1280 cached gradients (Grad-CAM++: a few "
-        "element-wise passes) with a single BLAS call; both stay well under a millisecond and far below a frame's "
-        "render and encode.",
+        "- The switch in the table is a switch back to a method already shown for that class: every map but exact CAM "
+        "is cached in the engine's LRU, so it is a lookup. The FIRST switch to a method for a class computes the map "
+        "from the cached 7x7x1280 gradients with numpy (Grad-CAM++: a few element-wise passes): "
+        + (f"{fmt_ms(sw['method_switch_first']['median_ms'])} median over the top-5 x 4 other methods, "
+           f"{sw.get('ratio_first')}x the class change (one cached matrix-vector product on read-only photos). "
+           if "method_switch_first" in sw else "")
+        + "Both stay well under a millisecond, far below a frame's render and encode, and run no network.",
         f"- Top-5 pass: the engine's Grad-CAM-only top-5 pass is {t5['ratio_gradcam_only']}x today's fused pass (it "
         "returns the gradients so that every gradient method is then numpy on cached arrays).",
     ]

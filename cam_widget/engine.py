@@ -636,7 +636,7 @@ class CAMEngine:
         images gives ``(n, h, w)`` from one forward (or gradient) pass; ``class_index`` may then be one for
         all or one per image.  Long methods call ``progress(done, total)`` and stop with
         :class:`cam_widget.errors.CancelledError` when ``cancel`` (a ``threading.Event``) is set.
-        Expensive methods' maps are cached per (image, layer, class, options).
+        Maps of every method but the head's (``cam``) are cached per (image, layer, class, options).
         """
         m = lookup_method(method)
         m.check_options(options)
@@ -648,7 +648,10 @@ class CAMEngine:
         once: dict[int, PreparedImage] = {}  # the panel passes one photo k times for its top-k: hash it once
         rgbs = [once[id(im)] if id(im) in once else once.setdefault(id(im), self.prepared(im)) for im in images]
         prepared = [(p.key, p.rgb) for p in rgbs]
-        if not (m.expensive or options.get("smooth") == "aug"):
+        # Head maps are one matrix-vector product (as cheap as a lookup) and depend on a head that can be
+        # refitted, so they are never cached; every other map is cached per (image, layer, class, options):
+        # a gradient method's first map costs numpy on the cached gradients, flipping back costs a lookup.
+        if m.needs_head and not (m.expensive or options.get("smooth") == "aug"):
             maps = run_method(self, m, rgbs, classes, name, options, progress, cancel)
         else:
             opts = tuple(sorted((k, repr(v)) for k, v in {**dict(m.defaults), **options}.items()))
