@@ -279,15 +279,20 @@ def summary_rows(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     t = r["targets"]
     sc = r["scorecam"]
     r_text = f", r >= {sc['map_r_align_corners']['min']:.4f}" if "map_r_align_corners" in sc else ""
-    return [
-        ("methods: gradient-method switch for a cached class vs a class change (engine)", "<= 1.5x",
-         f"{t['method_switch_vs_class_change']['value']}x", t["method_switch_vs_class_change"]["met"]),
+    rows = [
+        ("methods: switch back to a gradient method already shown for a cached class vs a class change (engine)",
+         "<= 1.5x", f"{t['method_switch_vs_class_change']['value']}x", t["method_switch_vs_class_change"]["met"]),
         ("methods: top-5 gradient pass + all five gradient methods vs today's Grad-CAM top-5 pass", "<= 1.3x",
          f"{t['top5_all_gradient_methods_vs_today_gradcam']['value']}x",
          t["top5_all_gradient_methods_vs_today_gradcam"]["met"]),
         ("methods: Score-CAM images/s vs tf-keras-vis `Scorecam` (64 channels, one class)", ">= 3x, r > 0.99",
          f"{t['scorecam_vs_tf_keras_vis']['value']}x{r_text}", t["scorecam_vs_tf_keras_vis"]["met"]),
     ]
+    if "method_switch_first" in r["switch"]:
+        ratio = r["switch"].get("ratio_first")
+        rows.insert(1, ("methods: FIRST switch to a gradient method for a cached class vs a class change (engine)",
+                        "<= 1.5x", f"{ratio}x", ratio is not None and ratio <= 1.5))
+    return rows
 
 
 def report_lines(r: dict[str, Any]) -> list[str]:
@@ -307,7 +312,8 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         "",
         "| target | wanted | measured | met |",
         "|---|---|---|---|",
-        f"| method switch (5 gradient methods, cached class) vs class change (exact CAM), engine only | <= 1.5x | "
+        f"| switch back to a gradient method (5 methods, cached class and map) vs class change (exact CAM), engine "
+        f"only | <= 1.5x | "
         f"{sw['ratio']}x ({fmt_ms(sw['method_switch']['median_ms'])} vs {fmt_ms(sw['class_change']['median_ms'])}) | "
         f"{yes(tg['method_switch_vs_class_change'])} |",
         f"| top-5 gradient pass + all five gradient methods vs today's Grad-CAM top-5 pass | <= 1.3x | {t5['ratio']}x "
