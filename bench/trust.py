@@ -153,7 +153,8 @@ def summary_rows(t: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
          t["target"]["ratio_met"]),
     ]  # fmt: skip
     if xq.get("available"):
-        rows.append((f"trust: xplique {xq['version']} Deletion + Insertion / ours, same model and map",
+        rows.append((f"trust: xplique {xq['version']} Deletion + Insertion / ours, same model and map (xplique from a "
+                     "side venv: the recipe is in bench/trust.py's docstring)",
                      f">= {t['target']['xplique_speedup']:g}x",
                      f"{xq['ratio_xplique_over_ours']:.2f}x ({xq['seconds']['median_ms']:.0f} vs {di['median_ms']:.0f} ms)",
                      t["target"]["xplique_met"]))  # fmt: skip
