@@ -43,9 +43,10 @@ def _flip_box(box: list[float], width: int) -> list[float]:
 
 
 def write_photo_set(folder: str | Path, count: int = 40, quality: int = 90) -> Path:
-    """Write ``count`` JPEG variants of the sample photos (scaled 1, 0.75, 0.5 and mirrored) to ``folder`` and a
-    ``list.csv`` with ``path, label, x0, y0, x1, y1`` (labels and boxes of the packaged cases, scaled/mirrored
-    with the image).  Returns the CSV's path."""
+    """Write ``count`` JPEG variants of the sample photos (8 scales from 1 to 0.4, each also mirrored: 16 per
+    photo) to ``folder`` and a ``list.csv`` with ``path, label, x0, y0, x1, y1`` (labels and boxes of the
+    packaged cases, scaled/mirrored with the image).  Returns the CSV's path; asking for more files than
+    there are variants is an error (the benchmark's images/s divide by ``count``)."""
     import json
 
     import cv2
@@ -57,7 +58,10 @@ def write_photo_set(folder: str | Path, count: int = 40, quality: int = 90) -> P
     folder.mkdir(parents=True, exist_ok=True)
     cases = {c["sample"]: c for c in json.loads(default_cases_path().read_text())["cases"] if "sample" in c}
     photos = sample_images()
-    variants = [(s, f) for s in (1.0, 0.75, 0.5, 0.9, 0.6) for f in (False, True)]
+    # New scales go last: the first 80 files stay those the tests and earlier runs used.
+    variants = [(s, f) for s in (1.0, 0.75, 0.5, 0.9, 0.6, 0.8, 0.4, 0.7) for f in (False, True)]
+    if count > len(variants) * len(photos):
+        raise ValueError(f"at most {len(variants) * len(photos)} photo variants; asked for {count}.")
     lines = ["path,label,x0,y0,x1,y1"]
     n = 0
     for scale, flip in variants:
