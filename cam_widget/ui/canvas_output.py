@@ -65,13 +65,15 @@ class CanvasPainted:
 
     @property
     def rgb(self) -> np.ndarray:
-        """The picture as the kernel renders it (RGB uint8, display size; do not modify it)."""
+        """The picture as the kernel renders it (RGB uint8, display size, read-only)."""
         with self._lock:  # read from the render thread (Image path) and the user's (overlay_rgb): blend once
             if self.picture is None:
                 assert self.mosaic is not None
                 t0 = time.perf_counter()
-                self.picture = blend_mosaic(self.mosaic, self.colormap, self.alpha, self.signed)
+                picture = blend_mosaic(self.mosaic, self.colormap, self.alpha, self.signed)
                 self.blend_seconds = time.perf_counter() - t0
+                picture.flags.writeable = False  # kept for every later read: nobody may paint into it
+                self.picture = picture
             return self.picture
 
     @property
