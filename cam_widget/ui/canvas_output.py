@@ -12,10 +12,15 @@ frame (Save, the static PNG) and, finding the browser showing it already, sends 
 so it follows colormap and scope at once, the status line from the kernel's HTML (the choice's own on a class
 change).
 
-The kernel still blends its own copy of the picture (no encode) for ``overlay_rgb``, Save and the static
-``image/png``.  Where the anywidget front end is missing (the package is not installed in the Jupyter server's
-environment), the stock ``ipywidgets.Image`` path keeps showing the frames, with a one-line note (see
-:class:`CanvasOutput`).  :func:`default_output` picks the canvas when anywidget is importable inside a kernel.
+The kernel blends nothing per step either: a frame (:class:`CanvasPainted`) records what to paint (the composed
+mosaic, colormap, opacity; the scope is in the cells) and blends the kernel's copy of the picture only when
+something reads it (``overlay_rgb``, the static ``image/png``, the Image path below), once per frame.  Save
+renders from the cells at full resolution anyway.
+
+Where the anywidget front end is missing (the package is not installed in the Jupyter server's environment),
+the stock ``ipywidgets.Image`` path keeps showing the frames, with a one-line note (see :class:`CanvasOutput`).
+:func:`default_output` picks the canvas when anywidget is importable inside a kernel, and the Image path with a
+note saying so when it is not.
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import numpy as np
 
+from ..optional import install_line
 from . import canvas as canvas_mod
 from .caption import SCOPE_TEXT, Caption
-from .output import ImageOutput, Painted
+from .output import ImageOutput, NotedImageOutput, Painted
 from .scope import signed_colormap
 from .state import Cell, Frame
 from .views.grid import Mosaic, blend_mosaic, grid_shape
@@ -45,20 +51,54 @@ __all__ = ["CanvasOutput", "CanvasPainted", "default_output"]
 
 FALLBACK_NOTE = (
     "The in-browser canvas did not load here (the anywidget front end is missing): frames come from the kernel. "
-    "pip install 'cam-widget[canvas]' where Jupyter runs, then reload the page."
+    f"{install_line('canvas')} where Jupyter runs, then reload the page."
+)
+NO_ANYWIDGET_NOTE = (
+    "The in-browser canvas is off (the anywidget package is not installed in this kernel): frames come from the "
+    f"kernel. {install_line('canvas')} in the kernel's environment, then restart the kernel."
 )
 
 
 @dataclass
-class CanvasPainted(Painted):
-    """A frame for the canvas: the kernel's blended copy plus the cells the browser paints."""
+class CanvasPainted:
+    """A frame for the canvas: the cells the browser paints, and what the kernel needs for its own copy of the
+    picture (``mosaic`` blended in ``colormap`` at ``alpha``, signed cells in ``signed``), blended on first read of
+    :attr:`rgb` and kept (``blend_seconds`` then says how long it took).  ``fmt``/``data``: the Image path's encoded
+    frame, while no browser has confirmed the canvas."""
 
-    cells: list[canvas_mod.CanvasCell] = field(default_factory=list)
+    cells: list[canvas_mod.CanvasCell]
     columns: int = 1
+    mosaic: Mosaic | None = None
+    colormap: str = "jet"
+    alpha: float = 0.5
+    signed: str | None = None
+    fmt: str = ""
+    data: bytes = b""
+    blend_seconds: float = 0.0
+    picture: np.ndarray | None = field(default=None, repr=False)  # the blended copy, once read
+    _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
     legend: str = "single"  # the canvas's legend mode: "single" or "grid"
     key: str = ""  # the class shown (the canvas's choice key), set by CanvasOutput.prefetch
     choices: dict[str, tuple[list[canvas_mod.CanvasCell], str]] | None = None  # new alternatives (None: keep)
     context: Any = None  # what ``choices`` were computed for
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The picture as the kernel renders it (RGB uint8, display size, read-only)."""
+        with self._lock:  # read from the render thread (Image path) and the user's (overlay_rgb): blend once
+            if self.picture is None:
+                assert self.mosaic is not None
+                t0 = time.perf_counter()
+                picture = blend_mosaic(self.mosaic, self.colormap, self.alpha, self.signed)
+                self.blend_seconds = time.perf_counter() - t0
+                picture.flags.writeable = False  # kept for every later read: nobody may paint into it
+                self.picture = picture
+            return self.picture
+
+    @property
+    def blended(self) -> bool:
+        """Whether the kernel's copy has been blended (read) yet."""
+        return self.picture is not None
 
 
 def _cell_photo(mosaic: Mosaic, k: int) -> np.ndarray:
@@ -112,8 +152,9 @@ class CanvasOutput:
         self.widget = widgets.VBox([self.canvas, self.note, self.image.widget], layout=widgets.Layout(max_width="100%"))
         self.widget.add_class("cam-canvas-host")
         self._lock = threading.RLock()
+        self._made: tuple[list[Cell], Mosaic, list[canvas_mod.CanvasCell]] | None = None  # the last content's cells
+        self._shown: list[canvas_mod.CanvasCell] | None = None  # the cells on the canvas
         self.canvas.on_ready(self._confirmed)
-        self._live = False
 
     @property
     def fallback(self) -> bool:
@@ -157,6 +198,7 @@ class CanvasOutput:
             return self.canvas.frontend_ready
 
     def _commit(self, painted: CanvasPainted, status: str | None) -> None:
+        self._shown = painted.cells
         if painted.choices is not None:
             self._context = painted.context
         with self.canvas.hold_sync():
@@ -206,29 +248,36 @@ class CanvasOutput:
 
     # ------------------------------------------------------------------ the Output protocol
     def paint_cells(self, cells: list[Cell], mosaic: Mosaic, colormap: str, alpha: float,
-                    signed: str | None = None) -> Painted:  # fmt: skip
-        """Paint a frame from its cells (raw maps) and their composed mosaic."""
-        t0 = time.perf_counter()
-        rgb = blend_mosaic(mosaic, colormap, alpha, signed)  # the kernel's copy: Save, overlay_rgb, static PNG
-        t1 = time.perf_counter()
-        labels = [""] if not mosaic.cells else [c.label for c in cells]
-        out = [_canvas_cell(c, _cell_photo(mosaic, k), labels[k]) for k, c in enumerate(cells[: len(labels)])]
-        fmt, data = self.image.encode(rgb) if self.fallback else ("", b"")
-        return CanvasPainted(rgb, fmt, data, blend_seconds=t1 - t0, cells=out, columns=grid_shape(len(out))[1],
-                             legend="grid" if mosaic.cells else "single")
+                    signed: str | None = None) -> CanvasPainted:  # fmt: skip
+        """A frame from its cells (raw maps) and their composed mosaic: the canvas cells, and the colours for the
+        kernel's copy (blended now only for the Image path, while no browser has confirmed the canvas)."""
+        with self._lock:
+            if self._made is not None and self._made[0] is cells and self._made[1] is mosaic:
+                out = self._made[2]  # an opacity/colormap step: the same content, the same canvas cells
+            else:
+                labels = [""] if not mosaic.cells else [c.label for c in cells]
+                out = [_canvas_cell(c, _cell_photo(mosaic, k), labels[k]) for k, c in enumerate(cells[: len(labels)])]
+                self._made = (cells, mosaic, out)
+        painted = CanvasPainted(out, grid_shape(len(out))[1], mosaic, colormap, alpha, signed,
+                                legend="grid" if mosaic.cells else "single")
+        if self.fallback:
+            painted.fmt, painted.data = self.image.encode(painted.rgb)
+        return painted
 
     def paint(self, mosaic: Mosaic, colormap: str, alpha: float, signed: str | None = None) -> Painted:
         """Without cells (raw maps) there is nothing to send the canvas: paint on the Image path."""
         return self.image.paint(mosaic, colormap, alpha, signed)
 
-    def plain(self, photo: np.ndarray) -> Painted:
+    def plain(self, photo: np.ndarray) -> CanvasPainted:
         fmt, data = self.image.encode(photo) if self.fallback else ("", b"")
-        return CanvasPainted(photo, fmt, data, cells=[canvas_mod.CanvasCell(photo, None)])
+        return CanvasPainted([canvas_mod.CanvasCell(photo, None)], fmt=fmt, data=data, picture=photo)
 
-    def publish(self, painted: Painted) -> None:
+    def publish(self, painted: Painted | CanvasPainted) -> None:
         with self._lock:
             if isinstance(painted, CanvasPainted):
-                if self._caption is None:
+                if painted.cells is self._shown and painted.choices is None:
+                    pass  # an opacity/colormap step keeps the cells on the canvas: nothing to send (not even to compare)
+                elif self._caption is None:
                     self._commit(painted, None)
                 else:  # the caption follows in the panel's hold_sync: cells and status line in one message
                     self._pending = painted
@@ -243,7 +292,10 @@ class CanvasOutput:
 
 
 def default_output(png_max: int = 0, jpeg_quality: int = 90, in_kernel: bool = True) -> CanvasOutput | ImageOutput:
-    """The canvas inside a kernel (``in_kernel``) when anywidget is installed, else the stock Image path."""
-    if canvas_mod.available() and in_kernel:
+    """The canvas inside a kernel (``in_kernel``) when anywidget is installed; in a kernel without it, the stock
+    Image path under a one-line note saying so; outside a kernel (scripts, tests), the Image path."""
+    if not in_kernel:
+        return ImageOutput(png_max, jpeg_quality)
+    if canvas_mod.available():
         return CanvasOutput(png_max, jpeg_quality)
-    return ImageOutput(png_max, jpeg_quality)
+    return NotedImageOutput(NO_ANYWIDGET_NOTE, png_max, jpeg_quality)
