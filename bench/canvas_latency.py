@@ -344,8 +344,9 @@ def report_lines(b: dict[str, Any]) -> list[str]:
         lines.append(
             f"* Kernel time per change (in process, `last_timings['total']`): opacity {k['canvas']['alpha']:.2f} ms "
             f"with the canvas vs {k['image']['alpha']:.2f} ms on the Image path, class (cached) "
-            f"{k['canvas']['class_cached']:.2f} vs {k['image']['class_cached']:.2f} ms: the canvas output blends its "
-            "own copy (Save, static PNG) but encodes nothing.  The panel outside a kernel (bench.kernel_latency) "
+            f"{k['canvas']['class_cached']:.2f} vs {k['image']['class_cached']:.2f} ms: the canvas output encodes "
+            "nothing and blends its own copy of the picture only when something reads it (overlay_rgb, the static "
+            "PNG; Save renders at full resolution anyway).  The panel outside a kernel (bench.kernel_latency) "
             "still uses the Image path, so those numbers are unchanged."
         )
     if b.get("errors"):

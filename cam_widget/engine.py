@@ -15,37 +15,31 @@ every method is a small function of those ingredients; the engine knows no metho
 pass per (image, input size, layer) captures the logits and that layer's features; one gradient pass per
 (image, layer) serves every gradient method for every class of that pass.  The cache is an LRU bounded in
 bytes.  The engine knows nothing about widgets or rendering.
+
+Its parts with one job each: the compiled ``tf.function`` passes (:mod:`cam_widget.passes`), class and layer
+name resolution (:mod:`cam_widget.naming`), image decoding and content keys (:mod:`cam_widget.prepared`).
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .cache import ByteLRU
-from .errors import CAMError, ClassIndexError, LayerError, NoCAMHeadError, check_cancel
-from .imaging import ImageSource, load_image, resize_to
-from .keras_graph import (
-    Head,
-    LayerInfo,
-    channel_scaled_model,
-    feature_model,
-    find_head,
-    tail_model,
-    trace_model,
-)
+from .errors import CAMError, ClassIndexError, NoCAMHeadError, check_cancel
+from .imaging import ImageSource, resize_to
+from .keras_graph import Head, LayerInfo, find_head, trace_model
+from .methods import Method, companions
 from .methods import method as lookup_method
-from .methods.base import Progress
+from .methods.base import Progress, run_quietly
 from .methods.base import run as run_method
+from .naming import ClassNames, LayerIndex
+from .passes import CompiledPasses
+from .prepared import ImageKeys, PreparedImage, as_rgb
 from .tf_import import keras
 
 __all__ = ["CAMEngine", "PreparedImage"]
@@ -53,39 +47,10 @@ __all__ = ["CAMEngine", "PreparedImage"]
 Preprocess = Callable[[np.ndarray], Any]
 
 
-class _OwnTracingFilter(logging.Filter):
-    """Drop TensorFlow's "frequent retracing" warning about the engine's own functions.
-
-    Each feature model gets its own ``tf.function`` with a fixed input signature, so each traces
-    exactly once; TensorFlow's detector counts traces per *source line*, so exploring a few
-    layers would otherwise print a misleading warning about "expensive retracing".
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        return not ("triggered tf.function retracing" in msg and "CAMEngine." in msg)
-
-
-logging.getLogger("tensorflow").addFilter(_OwnTracingFilter())
-
-
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
-
-
-@dataclass(frozen=True, eq=False)
-class PreparedImage:
-    """An image decoded to RGB uint8 and hashed ONCE (:meth:`CAMEngine.prepared`); every engine method
-    accepts it wherever it accepts an image and skips the decoding and hashing.  Methods get their images
-    in this form, so asking the engine for several ingredients of one photo hashes its pixels once."""
-
-    key: str
-    rgb: np.ndarray
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return self.rgb if dtype is None else self.rgb.astype(dtype)
 
 
 class CAMEngine:
@@ -126,30 +91,20 @@ class CAMEngine:
         self._channels = int(shape[3])
         self._preprocess = preprocess
         self.num_classes: int = int(self._trace.logits.shape[-1])
-        if class_names is None:
-            names = [f"class {i}" for i in range(self.num_classes)]
-        else:
-            names = [str(n) for n in class_names]
-            if len(names) != self.num_classes:
-                raise CAMError(
-                    f"class_names has {len(names)} entries but the model has {self.num_classes} classes; "
-                    "pass one name per output unit, in output order."
-                )
-        self.class_names: list[str] = names
-        self._name_index = {n: i for i, n in reversed(list(enumerate(names)))}  # first index of a repeated name
+        self._names = ClassNames(self.num_classes, class_names)
+        self.class_names: list[str] = self._names.names
         self._layers = self._trace.spatial()
-        self._layer_map = {info.name: info for info in self._layers}
         head = find_head(self._trace)
         self._cam_layer = head.layer if head is not None else None
+        self._index = LayerIndex(self._layers, self._trace.by_name, model.name, self._cam_layer)
+        self._layer_map = self._index.by_name
         self._heads: dict[str, Head] = {head.layer: head} if head is not None else {}
         self._cache = ByteLRU(cache_bytes)
         self._lock = threading.RLock()
-        self._forward_fns: dict[tuple[str, ...], Callable[[np.ndarray], list[np.ndarray]]] = {}
-        self._gradient_fns: dict[str, Callable[[np.ndarray, np.ndarray], tuple]] = {}
-        self._tail_fns: dict[str, Callable[..., Any] | None] = {}
-        self._scaled_fns: dict[str, Callable[..., Any]] = {}
-        self._feature_models: dict[tuple[str, ...], keras.Model] = {}
-        self._keys: dict[int, tuple[weakref.ref, str]] = {}
+        self._passes = CompiledPasses(
+            model, self._trace, self.input_size, self._channels, lambda name: self._layer_map[name].shape
+        )
+        self._keys = ImageKeys()
         self._counts = {"hits": 0, "misses": 0, "forward_passes": 0, "gradient_passes": 0, "tail_passes": 0}
         self._seconds_per_image: float | None = None
         self._called: set[int] = set()  # compiled functions past their first (tracing) call
@@ -265,22 +220,7 @@ class CAMEngine:
         The hash of a read-only array that owns its pixels (``arr.setflags(write=False)``; not a
         view, whose base could still change) is remembered, so repeated calls with the same frozen
         photo skip hashing its pixels.  A :class:`PreparedImage` is returned as it is."""
-        if isinstance(image, PreparedImage):
-            return image.key, image.rgb
-        frozen = _is_rgb(image) and not image.flags.writeable and image.base is None
-        if frozen:
-            memo = self._keys.get(id(image))
-            if memo is not None and memo[0]() is image:
-                return memo[1], image
-        rgb = _as_rgb(image)
-        digest = hashlib.blake2b(memoryview(np.ascontiguousarray(rgb)).cast("B"), digest_size=16)
-        digest.update(str(rgb.shape).encode())
-        key = digest.hexdigest()
-        if frozen:
-            if len(self._keys) > 256:
-                self._keys = {k: v for k, v in self._keys.items() if v[0]() is not None}
-            self._keys[id(image)] = (weakref.ref(image), key)
-        return key, rgb
+        return self._keys.prepare(image)
 
     def prepared(self, image: ImageSource) -> PreparedImage:
         """``image`` decoded and hashed once, to pass to several engine calls without re-hashing its pixels."""
@@ -314,24 +254,7 @@ class CAMEngine:
 
     # ------------------------------------------------------------------ forward passes
     def _forward_fn(self, layers: tuple[str, ...]) -> Callable[[np.ndarray], list[np.ndarray]]:
-        fn = self._forward_fns.get(layers)
-        if fn is None:
-            model = self._feature_model(layers)
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
-
-                spec = tf.TensorSpec((None, *self.input_size, self._channels), tf.float32)
-                compiled = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-
-                def fn(x: np.ndarray) -> list[np.ndarray]:
-                    return [np.asarray(o) for o in keras.tree.flatten(compiled(x))]
-            else:
-
-                def fn(x: np.ndarray) -> list[np.ndarray]:
-                    return [np.asarray(o) for o in keras.tree.flatten(model.predict_on_batch(x))]
-
-            self._forward_fns[layers] = fn
-        return fn
+        return self._passes.forward(layers)
 
     def _run(
         self, images: list[ImageSource], layers: tuple[str, ...] = ()
@@ -452,7 +375,7 @@ class CAMEngine:
         images = list(images)
         if not images:
             raise CAMError("features_many needs at least one image.")
-        outs = self._forward([_as_rgb(im) for im in images], names, max(1, batch_size))
+        outs = self._forward([as_rgb(im) for im in images], names, max(1, batch_size))
         return outs[0], dict(zip(names, outs[1:], strict=True))
 
     # ------------------------------------------------------------------ ingredients
@@ -654,8 +577,7 @@ class CAMEngine:
         if m.needs_head and not (m.expensive or options.get("smooth") == "aug"):
             maps = run_method(self, m, rgbs, classes, name, options, progress, cancel)
         else:
-            opts = tuple(sorted((k, repr(v)) for k, v in {**dict(m.defaults), **options}.items()))
-            keys = [("map", m.name, opts, key, self.input_size, name, c) for (key, _), c in zip(prepared, classes, strict=True)]
+            keys = self._map_keys(m, options, [key for key, _ in prepared], classes, name)
             out: list[Any] = [self._cache.get(k) for k in keys]
             todo = [i for i, o in enumerate(out) if o is None]
             if todo:
@@ -665,168 +587,63 @@ class CAMEngine:
                 for j, i in enumerate(todo):
                     out[i] = np.array(fresh[j], np.float32)
                     self._cache.put(keys[i], out[i])
+                self._cache_companions(m, options, [rgbs[i] for i in todo], [classes[i] for i in todo], name)
             maps = np.stack(out)
         return maps[0] if single else maps
 
+    def _map_keys(self, m: Method, options: dict[str, Any], keys: list[str], classes: list[int], layer: str) -> list:
+        """Cache keys of ``m``'s maps (its options completed with their defaults, so omitting an option and
+        passing its default share one entry)."""
+        opts = tuple(sorted((k, repr(v)) for k, v in {"smooth": None, **dict(m.defaults), **options}.items()))
+        return [("map", m.name, opts, key, self.input_size, layer, c) for key, c in zip(keys, classes, strict=True)]
+
+    def _cache_companions(
+        self, m: Method, options: dict[str, Any], rgbs: list[PreparedImage], classes: list[int], layer: str
+    ) -> None:
+        """Cache the maps of the registry's cheap companions of ``m`` (:func:`cam_widget.methods.companions`)
+        for the pairs just computed: numpy on the ingredients now cached, so a first switch to one is a lookup.
+        The companions take their default options and ``m``'s smoothing (none after aug smoothing: 6x cost)."""
+        smooth = options.get("smooth")
+        if smooth == "aug":
+            return
+        extra = {"smooth": smooth} if smooth else {}
+        keys = [p.key for p in rgbs]
+        todo = []
+        for c in companions(m):
+            ckeys = self._map_keys(c, extra, keys, classes, layer)
+            if not all(self._cache.peek(k) for k in ckeys):
+                todo.append((c, ckeys))
+        if not todo:
+            return
+        maps = run_quietly(self, [c for c, _ in todo], rgbs, classes, layer, smooth)
+        for c, ckeys in todo:
+            for k, cam in zip(ckeys, maps[c.name], strict=True):
+                if cam is not None:
+                    self._cache.put(k, cam)
+
     def _no_head_message(self, layer: str) -> str:
-        if self._cam_layer is None:
-            where = "This model has no GAP -> Dense head at all (e.g. Flatten + fully connected layers)"
-        else:
-            where = f"Layer {layer!r} has no GAP -> Dense head (the model's own is on {self._cam_layer!r})"
-        return (
-            f"{where}, so exact CAM is not defined there. Use method='gradcam' (or any other method of "
-            f"cam_widget.methods(); they work at any spatial layer), or fit a head first with "
-            f"engine.refit_head({layer!r}, images)."
-        )
-
-    def _feature_model(self, layers: tuple[str, ...]) -> keras.Model:
-        """One ``keras.Model`` per layer set, shared by the forward and the gradient functions."""
-        model = self._feature_models.get(layers)
-        if model is None:
-            model = self._feature_models[layers] = feature_model(self._trace, list(layers))
-        return model
-
-    def _require_tensorflow(self, what: str) -> None:
-        if keras.backend.backend() != "tensorflow":
-            raise CAMError(
-                f"{what} needs the TensorFlow backend; Keras is running on {keras.backend.backend()!r}. "
-                "Set KERAS_BACKEND=tensorflow before importing keras."
-            )
-
-    def _input_spec(self) -> Any:
-        import tensorflow as tf
-
-        return tf.TensorSpec((None, *self.input_size, self._channels), tf.float32)
+        return self._index.no_head_message(layer)
 
     def _gradient_fn(self, layer: str) -> Callable[[np.ndarray, np.ndarray], tuple]:
-        fn = self._gradient_fns.get(layer)
-        if fn is None:
-            self._require_tensorflow("Gradients (the gradient-family methods)")
-            import tensorflow as tf
-
-            model = self._feature_model((layer,))
-
-            @tf.function(input_signature=[self._input_spec(), tf.TensorSpec((None,), tf.int32)])
-            def compiled(x: Any, cls: Any) -> tuple:
-                with tf.GradientTape() as tape:
-                    logits, feats = model(x, training=False)
-                    chosen = tf.gather(logits, cls, axis=1, batch_dims=1)
-                # each row's logit depends on its own row only, so one gradient of the sum is per-row exact
-                grads = tape.gradient(chosen, feats, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-                return logits, feats, grads
-
-            def fn(x: np.ndarray, cls: np.ndarray) -> tuple:
-                return tuple(np.asarray(t) for t in compiled(x, cls))
-
-            self._gradient_fns[layer] = fn
-        return fn
+        return self._passes.gradient(layer)
 
     def _tail_fn(self, layer: str) -> Callable[[np.ndarray], np.ndarray] | None:
-        """The compiled rest of the network from ``layer``'s features to the logits, or ``None`` where the
-        graph does not split at ``layer``."""
-        if layer not in self._tail_fns:
-            tail = tail_model(self._trace, layer)
-            fn = None
-            if tail is not None:
-                self._require_tensorflow("Running the network from a layer")
-                import tensorflow as tf
-
-                spec = tf.TensorSpec((None, *self._layer_map[layer].shape), tf.float32)
-                compiled = tf.function(lambda f: tail(f, training=False), input_signature=[spec])
-
-                def fn(f: np.ndarray) -> np.ndarray:
-                    return np.asarray(compiled(f))
-
-            self._tail_fns[layer] = fn
-        return self._tail_fns[layer]
+        return self._passes.tail(layer)
 
     def _scaled_fn(self, layer: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        fn = self._scaled_fns.get(layer)
-        if fn is None:
-            self._require_tensorflow("Channel ablation")
-            import tensorflow as tf
-
-            model = channel_scaled_model(self._model, self.input_size, layer)
-            k = self._layer_map[layer].shape[2]
-            compiled = tf.function(
-                lambda x, s: model([x, s], training=False),
-                input_signature=[self._input_spec(), tf.TensorSpec((None, k), tf.float32)],
-            )
-
-            def fn(x: np.ndarray, s: np.ndarray) -> np.ndarray:
-                return np.asarray(compiled(x, s))
-
-            self._scaled_fns[layer] = fn
-        return fn
+        return self._passes.scaled(layer)
 
     # ------------------------------------------------------------------ validation
     def _resolve_layer(self, layer: str | None, needs_head: bool) -> str:
-        if layer is None:
-            if self._cam_layer is not None:
-                return self._cam_layer
-            if needs_head:
-                raise NoCAMHeadError(self._no_head_message(self._layers[-1].name))
-            return self._layers[-1].name
-        if not isinstance(layer, str):
-            raise LayerError(f"layer must be a layer name (str); got {type(layer).__name__}.")
-        if layer in self._layer_map:
-            return layer
-        close = difflib.get_close_matches(layer, list(self._layer_map), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        traced = self._trace.by_name.get(layer)
-        if traced is not None:
-            shape = tuple(traced.outputs[0].shape)
-            raise LayerError(
-                f"Layer {layer!r} has output shape {shape}, not a spatial (batch, h, w, c) map, so it cannot be "
-                f"mapped. Pick one of engine.layers() (e.g. {self._layers[-1].name!r}).{hint}"
-            )
-        raise LayerError(
-            f"No spatial layer named {layer!r} in model {self._model.name!r}. Names of nested layers carry their "
-            f"model as a prefix, e.g. {self._layers[-1].name!r}; see engine.layers().{hint}"
-        )
+        return self._index.resolve(layer, needs_head)
 
     def class_index(self, name: int | str) -> int:
         """The index of a class given by index or by name: the exact name, else a unique case-insensitive
         prefix (``"tabby"`` -> ``"tabby cat"``).  :class:`ClassIndexError` with the closest names otherwise."""
-        if isinstance(name, (int, np.integer)) and not isinstance(name, bool):
-            c = int(name)
-            if not 0 <= c < self.num_classes:
-                raise ClassIndexError(
-                    f"class_index {c} is out of range: the model has {self.num_classes} classes "
-                    f"(0..{self.num_classes - 1})."
-                )
-            return c
-        if not isinstance(name, str):
-            raise ClassIndexError(
-                f"A class is an int index or a class name (str); got {name!r}. "
-                "Find classes with engine.top_k(image) or engine.class_names."
-            )
-        if name in self._name_index:
-            return self._name_index[name]
-        low = name.strip().lower()
-        hits = [i for i, n in enumerate(self.class_names) if n.lower().startswith(low)] if low else []
-        exact = [i for i in hits if self.class_names[i].lower() == low]
-        if len(exact) == 1 or len(hits) == 1:
-            return (exact or hits)[0]
-        if len(hits) > 1:
-            shown = ", ".join(repr(self.class_names[i]) for i in hits[:5])
-            raise ClassIndexError(f"Class name {name!r} is ambiguous: it starts {len(hits)} class names ({shown}...).")
-        close = difflib.get_close_matches(name, self.class_names, n=3, cutoff=0.6)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ClassIndexError(
-            f"No class named {name!r} (or starting so) among the model's {self.num_classes} classes.{hint} "
-            "See engine.class_names or engine.top_k(image)."
-        )
+        return self._names.index(name)
 
     def _classes(self, class_index: int | str | Sequence[int | str], n: int) -> list[int]:
-        if isinstance(class_index, (int, np.integer, str)) and not isinstance(class_index, bool):
-            return [self.class_index(class_index)] * n
-        if isinstance(class_index, (list, tuple, np.ndarray)) and len(class_index) == n:
-            return [self.class_index(c.item() if isinstance(c, np.generic) else c) for c in class_index]
-        raise ClassIndexError(
-            f"class_index must be an int or a class name (or one per image); got {class_index!r}. "
-            "Find classes with engine.top_k(image) or engine.class_names."
-        )
+        return self._names.many(class_index, n)
 
     # ------------------------------------------------------------------ cache
     def cache_info(self) -> dict[str, int]:
@@ -845,16 +662,6 @@ class CAMEngine:
             f"CAMEngine(model={self._model.name!r}, input_size={self.input_size}, classes={self.num_classes}, "
             f"cam_layer={self._cam_layer!r}, spatial_layers={len(self._layers)})"
         )
-
-
-def _is_rgb(image: Any) -> bool:
-    return isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
-
-
-def _as_rgb(image: Any) -> np.ndarray:
-    if isinstance(image, PreparedImage):
-        return image.rgb
-    return image if _is_rgb(image) else load_image(image)
 
 
 def _as_batch(image: Any) -> tuple[list[Any], bool]:

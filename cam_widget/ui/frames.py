@@ -3,7 +3,8 @@ loop runs.  It asks the view for its cells, the map store for their maps, the sc
 grid and lets the output paint it.  No widget is touched here (the panel publishes the frame).
 
 The composed grid is kept for the last request's *content* (everything but alpha and colormap), so an alpha or
-colormap change re-blends one picture and encodes it: nothing else.
+colormap change re-blends one picture and encodes it: nothing else (and with an output that paints in the browser,
+not even that: it records the colours and blends the kernel's copy only when something reads it).
 """
 
 from __future__ import annotations
@@ -76,8 +77,7 @@ class FrameBuilder:
         timings = {"load": t_load - t0, "classify": t_top - t_load, "map": t_map - t_top,
                    "blend": blend, "encode": t_enc - t_map - blend, "total": t_enc - t0}
         frame = Frame(generation, req, ok=True, data=getattr(painted, "data", b""), fmt=getattr(painted, "fmt", ""),
-                      rgb=getattr(painted, "rgb", None), cells=cells, epoch=epoch, class_update=class_update,
-                      timings=timings, painted=painted)
+                      cells=cells, epoch=epoch, class_update=class_update, timings=timings, painted=painted)
         frame.legend = self._legend(req, cells)
         frame.status = self._status(req, photo, cells)
         return frame
@@ -190,6 +190,10 @@ class FrameBuilder:
         shared = req.scope == "shared" and len({c.scale for c in mapped if not c.signed}) == 1
         scale = next(c.scale for c in mapped if not c.signed) if shared else None
         return legend_html(cmap, scale, None, True, req.scope)
+
+    def status_line(self, req: Request, photo: Photo, cells: list[Cell]) -> str:
+        """The status line of a frame of ``cells`` for ``req`` (HTML)."""
+        return self._status(req, photo, cells)
 
     def _status(self, req: Request, photo: Photo, cells: list[Cell]) -> str:
         cls = req.class_index

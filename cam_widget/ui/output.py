@@ -19,12 +19,14 @@ import numpy as np
 from .. import render
 from .views.grid import Mosaic, blend_mosaic
 
-__all__ = ["ImageOutput", "Output", "Painted"]
+__all__ = ["ImageOutput", "NotedImageOutput", "Output", "Painted"]
 
 
 @dataclass
 class Painted:
-    """What :class:`ImageOutput` put on screen: the blended picture and its encoded bytes."""
+    """What :class:`ImageOutput` put on screen: the blended picture and its encoded bytes.  (An output may paint
+    something else, e.g. :class:`~cam_widget.ui.canvas_output.CanvasPainted`; the frame reads ``rgb``, ``fmt``,
+    ``data`` and ``blend_seconds`` of it.)"""
 
     rgb: np.ndarray
     fmt: str
@@ -55,10 +57,11 @@ class ImageOutput:
         self.png_max = int(png_max)
         self.jpeg_quality = int(jpeg_quality)
         # natural size (never stretched by the VBox), shrunk only to fit narrow outputs
-        self.widget = widgets.Image(
+        self.image = widgets.Image(
             format="png", layout=widgets.Layout(max_width="100%", height="auto", align_self="flex-start")
         )
-        self.widget.add_class("cam-image")
+        self.image.add_class("cam-image")
+        self.widget: widgets.DOMWidget = self.image  # what the panel lays out
 
     def paint(self, mosaic: Mosaic, colormap: str, alpha: float, signed_colormap: str | None = None) -> Painted:
         t0 = time.perf_counter()
@@ -76,8 +79,20 @@ class ImageOutput:
         return fmt, render.encode(rgb, fmt, self.jpeg_quality)
 
     def publish(self, painted: Painted) -> None:
-        self.widget.format = painted.fmt
-        self.widget.value = painted.data
+        self.image.format = painted.fmt
+        self.image.value = painted.data
 
     def hold_sync(self) -> Any:
-        return self.widget.hold_sync()
+        return self.image.hold_sync()
+
+
+class NotedImageOutput(ImageOutput):
+    """The Image path under a one-line note (DOM class ``cam-output-note``) saying why the frames come from the
+    kernel, e.g. that the in-browser canvas cannot be used in this kernel.  Frames are those of :class:`ImageOutput`.
+    """
+
+    def __init__(self, note: str, png_max: int = 0, jpeg_quality: int = 90) -> None:
+        super().__init__(png_max, jpeg_quality)
+        self.note = widgets.HTML(f"<small>{note}</small>")
+        self.note.add_class("cam-output-note")
+        self.widget = widgets.VBox([self.note, self.image], layout=widgets.Layout(max_width="100%"))

@@ -76,6 +76,10 @@ class Cell:
     normalize: Any = "minmax"  # what render.to_index gets (see ui/scope.py)
     relu: bool = True
     signed: bool = False  # coloured with the diverging colormap (signed scope, contrast maps)
+    # the "map" scope's scale and ReLU whatever the scope (set by scope.apply_scope): what the in-browser canvas
+    # gets, so that it can switch scopes itself
+    map_scale: tuple[float, float] | None = None
+    map_relu: bool = True
     index: np.ndarray | None = None  # uint8 colormap index map at the cell's size
 
     @property
@@ -96,14 +100,19 @@ class Frame:
     ok: bool
     data: bytes = b""
     fmt: str = "png"
-    rgb: np.ndarray | None = None  # the displayed picture (display size)
     cells: list[Cell] = field(default_factory=list)
     legend: str = ""
     status: str = ""
     epoch: int = 0  # bumped when heads or caches change: an equal state must still be recomputed
     class_update: tuple[tuple, int] | None = None  # (class options, value) when the image changed
     timings: dict[str, float] = field(default_factory=dict)
-    painted: Any = None  # what the output put on screen (output-specific)
+    painted: Any = None  # what the output put on screen (output-specific; its ``rgb`` is the displayed picture)
+
+    @property
+    def rgb(self) -> np.ndarray | None:
+        """The displayed picture (RGB uint8, display size) of a frame with a map, else ``None``.  An output that
+        paints in the browser blends the kernel's copy only here, on first use (Save, ``overlay_rgb``, static PNG)."""
+        return getattr(self.painted, "rgb", None) if self.ok else None
 
     @property
     def cam(self) -> np.ndarray | None:
