@@ -315,7 +315,7 @@ def process_shards(job: BatchJob, shards: Sequence[tuple[int, Sequence[Item]]]) 
             yield {**commits.popleft().result(), "engine_seconds": t_engine}
             t_engine = 0.0
     finally:
-        stream.close()  # stops the reader thread
+        stream.close()  # stops the reader threads
         post.shutdown(wait=True, cancel_futures=True)
 
 
