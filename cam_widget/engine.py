@@ -33,8 +33,9 @@ from .cache import ByteLRU
 from .errors import CAMError, ClassIndexError, NoCAMHeadError, check_cancel
 from .imaging import ImageSource, resize_to
 from .keras_graph import Head, LayerInfo, find_head, trace_model
+from .methods import Method, companions
 from .methods import method as lookup_method
-from .methods.base import Progress
+from .methods.base import Progress, run_quietly
 from .methods.base import run as run_method
 from .naming import ClassNames, LayerIndex
 from .passes import CompiledPasses
@@ -616,8 +617,7 @@ class CAMEngine:
         if m.needs_head and not (m.expensive or options.get("smooth") == "aug"):
             maps = run_method(self, m, rgbs, classes, name, options, progress, cancel)
         else:
-            opts = tuple(sorted((k, repr(v)) for k, v in {**dict(m.defaults), **options}.items()))
-            keys = [("map", m.name, opts, key, self.input_size, name, c) for (key, _), c in zip(prepared, classes, strict=True)]
+            keys = self._map_keys(m, options, [key for key, _ in prepared], classes, name)
             out: list[Any] = [self._cache.get(k) for k in keys]
             todo = [i for i, o in enumerate(out) if o is None]
             if todo:
@@ -627,8 +627,39 @@ class CAMEngine:
                 for j, i in enumerate(todo):
                     out[i] = np.array(fresh[j], np.float32)
                     self._cache.put(keys[i], out[i])
+                self._cache_companions(m, options, [rgbs[i] for i in todo], [classes[i] for i in todo], name)
             maps = np.stack(out)
         return maps[0] if single else maps
+
+    def _map_keys(self, m: Method, options: dict[str, Any], keys: list[str], classes: list[int], layer: str) -> list:
+        """Cache keys of ``m``'s maps (its options completed with their defaults, so omitting an option and
+        passing its default share one entry)."""
+        opts = tuple(sorted((k, repr(v)) for k, v in {"smooth": None, **dict(m.defaults), **options}.items()))
+        return [("map", m.name, opts, key, self.input_size, layer, c) for key, c in zip(keys, classes, strict=True)]
+
+    def _cache_companions(
+        self, m: Method, options: dict[str, Any], rgbs: list[PreparedImage], classes: list[int], layer: str
+    ) -> None:
+        """Cache the maps of the registry's cheap companions of ``m`` (:func:`cam_widget.methods.companions`)
+        for the pairs just computed: numpy on the ingredients now cached, so a first switch to one is a lookup.
+        The companions take their default options and ``m``'s smoothing (none after aug smoothing: 6x cost)."""
+        smooth = options.get("smooth")
+        if smooth == "aug":
+            return
+        extra = {"smooth": smooth} if smooth else {}
+        keys = [p.key for p in rgbs]
+        todo = []
+        for c in companions(m):
+            ckeys = self._map_keys(c, extra, keys, classes, layer)
+            if not all(self._cache.peek(k) for k in ckeys):
+                todo.append((c, ckeys))
+        if not todo:
+            return
+        maps = run_quietly(self, [c for c, _ in todo], rgbs, classes, layer, smooth)
+        for c, ckeys in todo:
+            for k, cam in zip(ckeys, maps[c.name], strict=True):
+                if cam is not None:
+                    self._cache.put(k, cam)
 
     def _no_head_message(self, layer: str) -> str:
         return self._index.no_head_message(layer)

@@ -35,7 +35,9 @@ from ..errors import MethodError
 from . import activation, gradient, head, perturbation
 from .base import FAMILIES, Ingredients, Method, is_uninformative, pca_projection
 
-__all__ = ["FAMILIES", "Ingredients", "Method", "is_uninformative", "method", "methods", "names", "pca_projection"]
+__all__ = [
+    "FAMILIES", "Ingredients", "Method", "companions", "is_uninformative", "method", "methods", "names", "pca_projection",
+]
 
 _REGISTRY: tuple[Method, ...] = (
     Method(
@@ -153,6 +155,19 @@ _BY_NAME = {m.name: m for m in _REGISTRY}
 def methods() -> tuple[Method, ...]:
     """Every registered method, in display order (grouped by family)."""
     return _REGISTRY
+
+
+def companions(of: Method) -> tuple[Method, ...]:
+    """The cheap methods whose maps come from the ingredients a map of ``of`` has just fetched (numpy on the
+    cached features, and gradients if ``of`` used them; no network): the engine computes and caches them with
+    it, so the first switch to one of them for that (image, class) is a cache lookup.  Empty for head and
+    expensive methods."""
+    if of.needs_head or of.expensive:
+        return ()
+    return tuple(
+        m for m in _REGISTRY
+        if m is not of and not m.needs_head and not m.expensive and (of.needs_gradients or not m.needs_gradients)
+    )
 
 
 def names() -> tuple[str, ...]:

@@ -28,6 +28,7 @@ __all__ = [
     "is_uninformative",
     "pca_projection",
     "run",
+    "run_quietly",
 ]
 
 Progress = Callable[[int, int], None]
@@ -205,6 +206,30 @@ def _to_maps(out: np.ndarray, ing: Ingredients, smooth: str | None) -> np.ndarra
     raise MethodError(f"A method returned an array of shape {out.shape}; expected (n, k), (n, h, w, k) or (n, h, w).")
 
 
+def _clean(maps: Any) -> np.ndarray:
+    return np.nan_to_num(np.asarray(maps, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def run_quietly(
+    engine: Any,
+    methods: Sequence[Method],
+    images: Sequence[np.ndarray],
+    classes: Sequence[int],
+    layer: str,
+    smooth: str | None = None,
+) -> dict[str, list[np.ndarray | None]]:
+    """Raw maps of several cheap methods (default options) from ONE set of ingredients, for the engine to cache
+    ahead of a switch: ``{name: [map or None per (image, class) pair]}``.  No warnings: an uninformative map is
+    ``None`` (left uncached), so the user's own request for it still computes it and warns."""
+    ing = Ingredients(engine, images, classes, layer)
+    out: dict[str, list[np.ndarray | None]] = {}
+    for method in methods:
+        with np.errstate(all="ignore"):
+            maps = _clean(_to_maps(method.compute(ing), ing, smooth))
+        out[method.name] = [None if is_uninformative(m) else m for m in maps]
+    return out
+
+
 def run(
     engine: Any,
     method: Method,
@@ -231,7 +256,7 @@ def run(
         ing = Ingredients(engine, images, classes, layer, progress, cancel)
         with np.errstate(all="ignore"):
             maps = _to_maps(method.compute(ing, **options), ing, smooth)
-    maps = np.nan_to_num(np.asarray(maps, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    maps = _clean(maps)
     bad = [c for m, c in zip(maps, classes, strict=True) if is_uninformative(m)]
     if bad:
         if maps[0].size == 1:

@@ -10,11 +10,19 @@
 //   blend      cv2.addWeighted(heat, alpha, photo, 1 - alpha): rounded half to even, saturated
 // Uint8ClampedArray stores round half to even and saturate, exactly like OpenCV's saturate_cast.
 //
-// Opacity, colormap and normalisation come from the canvas model or, when linked, straight from the models
+// Opacity, colormap, normalisation and scope come from the canvas model or, when linked, straight from the models
 // of stock ipywidgets controls (their change events): a step repaints here without waiting for the kernel.
+// The scope (cam_widget/ui/scope.py) sits on top of the normalisation: "map" each cell by it, "shared" one
+// (0, max) scale over the non-contrast cells, "signed" each cell on (-m, m) (m: its largest magnitude), no ReLU,
+// in the signed colormap; contrast cells are signed in every scope.
+// A linked "choice" control (the panel's class dropdown) picks among the frames of `choices` (the kernel sent
+// them with the frame): a class change among them paints here with no kernel round trip.
 
 const MODES = ["minmax", "shared", "signed", "none", "fixed"];
-const MODEL_KEYS = ["alpha", "colormap", "normalize", "luts", "signed_colormaps", "columns", "note", "pins"];
+const SCOPES = ["map", "shared", "signed"];
+const MODEL_KEYS = ["alpha", "colormap", "normalize", "scope", "luts", "signed_colormaps", "columns", "note", "pins",
+                    "legend", "scope_text"];
+const FRAME_KEYS = ["cells", "photos", "status", "choices", "frame_key", "frame_override"]; // what the kernel shows
 const STORES = new WeakMap(); // model -> decoded photos and index maps, shared by every view of the model
 
 const CSS = `
@@ -31,6 +39,9 @@ const CSS = `
 .cam-canvas-note { min-height: 0; }
 .cam-canvas-error { color: #b00020; }
 .cam-canvas-host.cam-canvas-live > .cam-canvas-fallback { display: none !important; }
+.cam-explorer:has(.cam-canvas-live) > .cam-caption { display: none !important; }
+.cam-canvas-caption .cam-legend-row { display: flex; align-items: center; gap: 6px; }
+.cam-canvas-caption .cam-status { min-height: 1.6em; }
 `;
 
 function fmt(v) {
@@ -82,6 +93,41 @@ function sharedScale(raws) {
     }
   }
   return any ? [0, hi] : [0, 1];
+}
+
+// scope.symmetric_scale([raw]): (-m, m), m the largest finite magnitude; (-1, 1) for an all-zero map
+function symmetricScale(raw) {
+  let m = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const v = Math.abs(raw[i]);
+    if (Number.isFinite(v) && v > m) m = v;
+  }
+  return m > 0 ? [-m, m] : [-1, 1];
+}
+
+// The scale of one cell under `scope` on top of normalisation `mode` (canvas.scope_args in Python), and whether the
+// signed colormap colours it.  `shared`: sharedScale of the non-contrast cells (computed once per paint).
+function scopeScale(scope, mode, cell, shared, sharedPlain) {
+  if (cell.contrast || scope === "signed") {
+    const [lo, hi] = symmetricScale(cell.raw);
+    return {lo, hi, relu: false, signed: true};
+  }
+  if (scope === "shared") return {lo: sharedPlain[0], hi: sharedPlain[1], relu: true, signed: false};
+  return {...scaleFor(mode, cell, shared), signed: cell.signed};
+}
+
+// Python's format(x, ".3g"), for the legend's numbers (the kernel's caption writes them so)
+function g3(x) {
+  if (Number.isNaN(x)) return "nan";
+  if (!Number.isFinite(x)) return x > 0 ? "inf" : "-inf";
+  if (x === 0) return Object.is(x, -0) ? "-0" : "0";
+  const [mant, e] = x.toExponential(2).split("e");
+  const exp = Number(e);
+  if (exp < -4 || exp >= 3) {
+    return `${mant.replace(/\.?0+$/, "")}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
+  }
+  const s = x.toFixed(Math.max(0, 2 - exp));
+  return s.includes(".") ? s.replace(/\.?0+$/, "") : s;
 }
 
 // The [lo, hi] and relu that normalisation `mode` means for one cell (canvas.normalize_args in Python).
@@ -169,6 +215,16 @@ function blend(photo, index, lut, alpha, out) {
   }
 }
 
+// Cell.raw in the kernel: min and max of the finite values ((0, 0) when none is finite)
+function rawRange(raw) {
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < raw.length; i++) {
+    const v = raw[i];
+    if (Number.isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  }
+  return lo === Infinity ? [0, 0] : [lo, hi];
+}
+
 // --- per-model store: decoded photos, index maps -----------------------------------------------------------------
 
 class Store {
@@ -237,10 +293,14 @@ class CanvasView {
     this.grid.className = "cam-canvas-grid";
     this.noteEl = document.createElement("div");
     this.noteEl.className = "cam-canvas-note";
-    this.root.append(style, this.grid, this.noteEl);
+    this.caption = this.makeCaption();
+    this.root.append(style, this.grid, this.noteEl, this.caption.el);
     el.appendChild(this.root);
     this.figures = []; // per cell: {fig, canvas, ctx, label, readout, pinned, stage, image, shape}
-    this.cells = null; // read from the model at the next paint
+    this.cells = null; // the frame on display, decoded (re-picked when `reselect`)
+    this.statusHtml = "";
+    this.reselect = true; // the frame on display may have to change (a choice, a kernel frame)
+    this.stale = false; // a context control changed: the choices may be of the old context
     this.controls = {}; // name -> {model, values}
     this.controlToken = 0;
     this.scheduled = false;
@@ -249,10 +309,11 @@ class CanvasView {
     this.onStore = () => this.schedule();
     this.store.listeners.add(this.onStore);
     this.onModel = () => this.schedule();
-    this.onCells = () => { this.cells = null; this.schedule(); };
+    this.onCells = () => { this.stale = false; this.reselect = true; this.schedule(); };
+    this.onChoice = () => { this.reselect = true; this.schedule(); };
+    this.onContext = () => { this.stale = true; this.reselect = true; };
     this.onControls = () => this.bindControls();
-    model.on("change:cells", this.onCells);
-    model.on("change:photos", this.onCells);
+    for (const name of FRAME_KEYS) model.on(`change:${name}`, this.onCells);
     for (const name of MODEL_KEYS) {
       model.on(`change:${name}`, this.onModel);
     }
@@ -265,8 +326,7 @@ class CanvasView {
   dispose() {
     this.disposed = true;
     this.store.listeners.delete(this.onStore);
-    this.model.off("change:cells", this.onCells);
-    this.model.off("change:photos", this.onCells);
+    for (const name of FRAME_KEYS) this.model.off(`change:${name}`, this.onCells);
     for (const name of MODEL_KEYS) {
       this.model.off(`change:${name}`, this.onModel);
     }
@@ -277,7 +337,7 @@ class CanvasView {
 
   // Follow linked controls' models directly (their own change events; no message to or from the kernel).
   unbindControls() {
-    for (const c of Object.values(this.controls)) c.model.off(null, this.onModel);
+    for (const c of Object.values(this.controls)) c.model.off(null, c.fn);
     this.controls = {};
   }
 
@@ -298,10 +358,12 @@ class CanvasView {
     }
     if (token !== this.controlToken || this.disposed) return;
     this.controls = found;
-    for (const c of Object.values(found)) {
-      c.model.on("change:value", this.onModel);
-      c.model.on("change:index", this.onModel);
+    for (const [name, c] of Object.entries(found)) {
+      c.fn = name.startsWith("context") ? this.onContext : name === "choice" ? this.onChoice : this.onModel;
+      c.model.on("change:value", c.fn);
+      c.model.on("change:index", c.fn);
     }
+    this.reselect = true;
     this.schedule();
   }
 
@@ -337,8 +399,7 @@ class CanvasView {
     });
   }
 
-  readCells() {
-    const raw = this.model.get("cells") || [];
+  readCells(raw) {
     const photos = this.model.get("photos") || {};
     this.store.prune(new Set(Object.keys(photos)));
     return raw.map((c) => {
@@ -346,6 +407,7 @@ class CanvasView {
       return {
         id: c.id, photoKey: c.photo, entry, label: c.label || "", shape: c.shape,
         raw: c.map ? float32Of(c.map) : null, vrange: c.vrange || null, relu: c.relu !== false, signed: !!c.signed,
+        contrast: !!c.contrast,
       };
     });
   }
@@ -386,11 +448,35 @@ class CanvasView {
     return f;
   }
 
+  // The frame to show: the kernel's (`cells`, `status`) or, for the linked choice control's value, the choice the
+  // kernel sent ahead; null: keep the frame on display (the kernel has not sent the right one yet).
+  pickFrame() {
+    const m = this.model;
+    const explicit = {cells: m.get("cells") || [], status: m.get("status") || ""};
+    if (!this.controls.choice) return explicit;
+    const v = this.setting("choice");
+    const k = v === undefined || v === null ? null : String(v);
+    const fk = m.get("frame_key") || "";
+    if (k !== null && fk === k && (m.get("frame_override") || this.stale)) return explicit;
+    const choice = k !== null && !this.stale ? (m.get("choices") || {})[k] : undefined;
+    if (choice) return {cells: choice.cells || [], status: choice.status || ""};
+    if (fk === k || !this.cells) return explicit;
+    return null;
+  }
+
   paint() {
-    if (!this.cells) this.cells = this.readCells();
-    const cells = this.cells;
+    if (this.reselect || !this.cells) {
+      const f = this.pickFrame();
+      if (f) {
+        this.cells = this.readCells(f.cells);
+        this.statusHtml = f.status;
+        this.reselect = false;
+      }
+    }
+    const cells = this.cells || [];
     this.layout(cells);
     const mode = MODES.includes(this.setting("normalize")) ? this.setting("normalize") : "minmax";
+    const scope = SCOPES.includes(this.setting("scope")) ? this.setting("scope") : "map";
     const cmap = this.setting("colormap");
     const luts = this.model.get("luts") || {};
     const lut = luts[cmap] ? bytesOf(luts[cmap]) : null;
@@ -400,11 +486,14 @@ class CanvasView {
     if (!Number.isFinite(alpha)) alpha = 0.5;
     alpha = Math.min(1, Math.max(0, alpha));
     const shared = mode === "shared" ? sharedScale(cells.map((c) => c.raw)) : null;
+    const sharedPlain = scope === "shared" ? sharedScale(cells.map((c) => (c.contrast ? null : c.raw))) : null;
+    const scales = cells.map((c) => (c.raw ? scopeScale(scope, mode, c, shared, sharedPlain) : null));
     const notes = [];
     if (!lut) notes.push(`no lookup table for colormap ${JSON.stringify(cmap)} yet`);
     cells.forEach((cell, i) => {
       const f = this.figures[i];
       f.cell = cell;
+      f.scale = scales[i];
       f.label.textContent = cell.label;
       if (!cell.entry) { notes.push(`cell ${i}: its photo is missing`); return; }
       const photo = this.store.photo(cell.photoKey, cell.entry);
@@ -414,9 +503,8 @@ class CanvasView {
       if (f.canvas.width !== W || f.canvas.height !== H) { f.canvas.width = W; f.canvas.height = H; f.out = null; }
       if (!f.out) f.out = f.ctx.createImageData(W, H);
       if (cell.raw) {
-        f.scale = scaleFor(mode, cell, shared);
         const index = this.store.index(cell, f.scale, H, W);
-        blend(photo.pixels, index, cell.signed && signedLut ? signedLut : lut, alpha, f.out.data);
+        blend(photo.pixels, index, f.scale.signed && signedLut ? signedLut : lut, alpha, f.out.data);
       } else {
         f.out.data.set(photo.pixels); // the photo alone (no map for this cell)
       }
@@ -424,13 +512,96 @@ class CanvasView {
       f.canvas.dataset.alpha = String(alpha);
       f.canvas.dataset.colormap = cmap;
       f.canvas.dataset.normalize = mode;
+      f.canvas.dataset.scope = scope;
       f.canvas.dataset.frame = String(Number(f.canvas.dataset.frame) + 1);
     });
     this.drawPins();
+    this.drawCaption(cells, scales, scope, cmap, signedName, lut, signedLut);
     const note = this.model.get("note") || "";
     this.noteEl.textContent = [note, ...notes].filter(Boolean).join(" · ");
     this.frame += 1;
     this.root.dataset.frame = String(this.frame);
+  }
+
+  // The caption under the grid: the colour-bar legend (drawn here from the cells' scales, so it follows the
+  // colormap and scope controls with the picture) and the kernel's status line (cam_widget/ui/caption.py's).
+  makeCaption() {
+    const el = document.createElement("div");
+    el.className = "cam-canvas-caption";
+    const legend = document.createElement("div");
+    legend.className = "cam-legend";
+    const row = document.createElement("div");
+    row.className = "cam-legend-row";
+    const lo = document.createElement("span");
+    lo.className = "cam-legend-lo";
+    lo.title = "colour-bar minimum";
+    const bar = document.createElement("canvas");
+    bar.className = "cam-legend-bar";
+    bar.width = 256; bar.height = 12;
+    const hi = document.createElement("span");
+    hi.className = "cam-legend-hi";
+    hi.title = "colour-bar maximum";
+    const note = document.createElement("small");
+    note.className = "cam-legend-note";
+    row.append(lo, bar, hi, note);
+    const none = document.createElement("small");
+    none.textContent = "no map";
+    legend.append(row, none);
+    const status = document.createElement("div");
+    status.className = "cam-status";
+    el.append(legend, status);
+    el.style.display = "none";
+    return {el, legend, row, lo, bar, hi, note, none, status, lut: null};
+  }
+
+  // frames._legend in the kernel: one map shows its scale and raw range; a grid shows numbers only when one scale
+  // holds for every cell (shared scope), else min / max; the scope's words unless it is "map" in the single view.
+  drawCaption(cells, scales, scope, cmap, signedName, lut, signedLut) {
+    const c = this.caption;
+    const mode = this.model.get("legend") || "";
+    const status = this.statusHtml || "";
+    c.el.style.display = mode || status ? "" : "none";
+    if (c.statusHtml !== status) { c.status.innerHTML = status; c.statusHtml = status; } // the kernel's own HTML
+    c.legend.style.display = mode ? "" : "none";
+    if (!mode) return;
+    const mapped = cells.map((cell, i) => ({cell, scale: scales[i]})).filter((f) => f.scale);
+    c.row.style.display = mapped.length ? "flex" : "none";
+    c.none.style.display = mapped.length ? "none" : "";
+    if (!mapped.length) return;
+    const signed = mapped.every((f) => f.scale.signed);
+    const table = signed && signedLut ? signedLut : lut;
+    const name = signed ? signedName : cmap;
+    if (table && c.lut !== table) {
+      const ctx = c.bar.getContext("2d");
+      const img = ctx.createImageData(256, 12);
+      for (let y = 0, p = 0; y < 12; y++) {
+        for (let x = 0; x < 256; x++, p += 4) {
+          img.data[p] = table[3 * x]; img.data[p + 1] = table[3 * x + 1]; img.data[p + 2] = table[3 * x + 2];
+          img.data[p + 3] = 255;
+        }
+      }
+      ctx.putImageData(img, 0, 0);
+      c.lut = table;
+    }
+    c.bar.setAttribute("aria-label", `${name} colour bar`);
+    const words = (this.model.get("scope_text") || {})[scope] || scope;
+    const notes = [];
+    let scale = null;
+    if (mode === "single") {
+      const f = mapped[0];
+      scale = [f.scale.lo, f.scale.hi];
+      const [rlo, rhi] = rawRange(f.cell.raw);
+      notes.push(`raw map min ${g3(rlo)}, max ${g3(rhi)}` + (f.scale.relu && rlo < 0 ? " (negative evidence clipped to 0)" : ""));
+      if (scope !== "map") notes.push(words);
+    } else {
+      const plain = mapped.filter((f) => !f.scale.signed);
+      const one = new Set(plain.map((f) => `${f.scale.lo}|${f.scale.hi}`));
+      if (scope === "shared" && one.size === 1) scale = [plain[0].scale.lo, plain[0].scale.hi];
+      notes.push(words);
+    }
+    c.lo.textContent = scale ? g3(scale[0]) : "min";
+    c.hi.textContent = scale ? g3(scale[1]) : "max";
+    c.note.textContent = notes.join(" · ");
   }
 
   // The map cell under a mouse event: (row, col) at the layer's resolution and the raw value there.

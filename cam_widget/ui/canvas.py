@@ -20,11 +20,24 @@ cursor, its (row, col) at the layer's resolution and its fraction of the map's m
 a click pins that point (``pins`` syncs back to the kernel; hovering does not).
 
 Controls are linked in the browser: :meth:`CAMCanvas.link_controls` hands the canvas the models of stock
-ipywidgets (a slider for opacity, dropdowns for colormap and normalisation) and the front end listens to
-their change events directly, so a step paints with no message from the kernel and no message for the canvas
-model (the control's own value still syncs to the kernel as usual, off the critical path).  The kernel mirrors
-the controls' values into ``alpha`` / ``colormap`` / ``normalize`` without sending them back, so
-:meth:`CAMCanvas.overlays`, :meth:`CAMCanvas.to_png` and the static ``image/png`` of the mimebundle follow.
+ipywidgets (a slider for opacity, dropdowns for colormap and normalisation, the panel's scope buttons) and the
+front end listens to their change events directly, so a step paints with no message from the kernel and no
+message for the canvas model (the control's own value still syncs to the kernel as usual, off the critical
+path).  The kernel mirrors the controls' values into ``alpha`` / ``colormap`` / ``normalize`` / ``scope`` without
+sending them back, so :meth:`CAMCanvas.overlays`, :meth:`CAMCanvas.to_png` and the static ``image/png`` of the
+mimebundle follow.
+
+The normalisation ``scope`` (the panel's, :mod:`cam_widget.ui.scope`) sits on top of ``normalize``: ``"map"``
+each cell by ``normalize``; ``"shared"`` one ``(0, max)`` scale over every non-contrast cell; ``"signed"`` each
+cell on ``(-m, m)``, ``m`` its largest magnitude, no ReLU, in the signed (diverging) colormap.  A ``contrast``
+cell (class A - class B) is signed in every scope.  The browser computes these scales from the raw maps it has.
+
+Choices: a frame can come with the frames of its alternatives (``choices``: key -> cells + status line, e.g. the
+panel's top-k classes), and a linked ``choice`` control (the class dropdown) picks among them in the browser, so
+a class change among them paints with no kernel round trip.  :meth:`CAMCanvas.set_cells` with the ``key`` of a
+choice the browser already has sends nothing.  ``context`` controls (image, layer, method, view...) make the
+browser distrust its choices from their first change until the kernel's next frame, so it never paints a choice
+of the old context.
 """
 
 from __future__ import annotations
@@ -33,7 +46,7 @@ import base64
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,21 +57,25 @@ from ipywidgets import Widget, widget_serialization
 
 from .. import render
 from ..optional import missing_package
+from .scope import symmetric_scale
 
 try:  # anywidget is the optional ``[canvas]`` extra; without it there is no CAMCanvas (see ``available()``)
     import anywidget
 except ImportError:  # pragma: no cover - exercised where anywidget is missing
     anywidget = None
 
-__all__ = ["NORMALIZATIONS", "CAMCanvas", "CanvasCell", "available", "normalize_args"]
+__all__ = ["NORMALIZATIONS", "SCOPES", "CAMCanvas", "CanvasCell", "available", "normalize_args", "scope_args"]
 
 #: The canvas's normalisation modes, each one call of :func:`cam_widget.render.overlay` (see
 #: :func:`normalize_args`): ``minmax`` each map to its own [0, max] (negative evidence hidden), ``shared`` every
 #: cell on one scale (:func:`cam_widget.render.shared_scale`), ``signed`` min-max with negative evidence kept,
 #: ``none`` values used as they are, ``fixed`` each cell's own ``vrange``.
 NORMALIZATIONS: tuple[str, ...] = ("minmax", "shared", "signed", "none", "fixed")
+#: The normalisation scopes (:mod:`cam_widget.ui.scope`): applied on top of ``normalize`` (see :func:`scope_args`).
+SCOPES: tuple[str, ...] = ("map", "shared", "signed")
 
 _ESM = Path(__file__).with_name("canvas.js")
+MIRRORED = ("alpha", "colormap", "normalize", "scope")  # linked controls whose value the kernel mirrors
 _PHOTO_FORMATS = ("png", "jpeg")
 
 
@@ -75,6 +92,7 @@ class CanvasCell:
     ``vrange`` and ``relu`` are used by the ``fixed`` normalisation (and ``relu`` by nothing else).  ``signed``
     cells are coloured with ``signed_colormaps[colormap]`` (a diverging map) instead of the colormap.
     ``photo_key`` names the photo (cells sharing a key share one transfer); default: a hash of its pixels.
+    ``contrast``: a difference of two maps, drawn signed on ``(-m, m)`` in every scope.
     """
 
     image: np.ndarray
@@ -84,6 +102,7 @@ class CanvasCell:
     relu: bool = True
     photo_key: str | None = None
     signed: bool = False
+    contrast: bool = False
 
 
 def normalize_args(
@@ -104,6 +123,22 @@ def normalize_args(
             return {"normalize": "minmax", "relu": True if cell is None else cell.relu}
         return {"normalize": (float(cell.vrange[0]), float(cell.vrange[1])), "relu": cell.relu}
     raise ValueError(f"normalize must be one of {', '.join(NORMALIZATIONS)}; got {mode!r}.")
+
+
+def scope_args(scope: str, mode: str, cell: CanvasCell, cells: Sequence[CanvasCell]) -> tuple[dict, bool]:
+    """The ``normalize=`` / ``relu=`` keywords of :func:`cam_widget.render.overlay` for ``cell`` of ``cells`` under
+    ``scope`` (one of :data:`SCOPES`) and normalisation ``mode``, and whether the signed colormap applies (the
+    browser implements exactly these; the scales are :mod:`cam_widget.ui.scope`'s)."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}; got {scope!r}.")
+    assert cell.cam is not None
+    if cell.contrast or scope == "signed":
+        return {"normalize": symmetric_scale([cell.cam]), "relu": False}, True
+    if scope == "shared":
+        plain = [c.cam for c in cells if c.cam is not None and not c.contrast]
+        return {"normalize": render.shared_scale(plain, relu=True), "relu": True}, False
+    maps = [c.cam for c in cells if c.cam is not None]
+    return normalize_args(mode, cell.cam, maps, cell), cell.signed
 
 
 def _check_cell(cell: Any) -> CanvasCell:
@@ -127,6 +162,7 @@ def _check_cell(cell: Any) -> CanvasCell:
         bool(c.relu),
         c.photo_key,
         bool(c.signed),
+        bool(c.contrast),
     )
 
 
@@ -147,6 +183,7 @@ class CAMCanvas(_Base):
         colormap: a matplotlib colormap name (its table is sent with the curated ones).
         normalize: one of :data:`NORMALIZATIONS`.
         columns: cells per row (0: as many as fit the width).
+        scope: one of :data:`SCOPES`, on top of ``normalize``.
         photo_format: ``"png"`` (lossless: the composite matches ``render.overlay``) or ``"jpeg"``.
         jpeg_quality: quality when ``photo_format="jpeg"``.
 
@@ -175,6 +212,22 @@ class CAMCanvas(_Base):
     pins = t.List().tag(sync=True)
     #: a status line shown under the grid (e.g. an error from the kernel); HTML-escaped by the browser
     note = t.Unicode("").tag(sync=True)
+    #: the normalisation scope on top of ``normalize``: one of :data:`SCOPES` (see :func:`scope_args`)
+    scope = t.Unicode("map").tag(sync=True)
+    #: the caption's status line under the grid (kernel HTML, shown as it is: escape what is not markup)
+    status = t.Unicode("").tag(sync=True)
+    #: the colour-bar legend drawn under the grid from the cells on display: "" none, "single" (one map: its
+    #: scale and raw range), "grid" (numbers only when one scale holds for every cell)
+    legend = t.Unicode("").tag(sync=True)
+    #: scope -> the words the legend says about it
+    scope_text = t.Dict().tag(sync=True)
+    #: alternatives of the frame on display: choice key -> {"cells": [...], "status": html}, picked in the
+    #: browser by the linked ``choice`` control's value (``str(value)``)
+    choices = t.Dict().tag(sync=True)
+    #: which choice ``cells`` / ``status`` are ("" when not a choice)
+    frame_key = t.Unicode("").tag(sync=True)
+    #: ``cells`` / ``status`` are newer than ``choices[frame_key]`` (e.g. an error frame): the browser shows them
+    frame_override = t.Bool(False).tag(sync=True)
 
     def __init__(
         self,
@@ -183,6 +236,7 @@ class CAMCanvas(_Base):
         normalize: str = "minmax",
         columns: int = 0,
         photo_format: str = "png",
+        scope: str = "map",
         jpeg_quality: int = 92,
         **kwargs: Any,
     ) -> None:
@@ -193,6 +247,7 @@ class CAMCanvas(_Base):
         self.photo_format = photo_format
         self.jpeg_quality = int(jpeg_quality)
         self._cells: list[CanvasCell] = []
+        self._shown: tuple[list[dict], str, str] = ([], "", "")  # cell dicts, choice key, status on display
         self._encoded: OrderedDict[str, dict] = (
             OrderedDict()
         )  # photo key -> trait entry (a few recent photos)
@@ -202,8 +257,9 @@ class CAMCanvas(_Base):
         super().__init__(columns=int(columns), **kwargs)
         self._check_alpha(alpha)
         self._check_normalize(normalize)
+        self._check_scope(scope)
         self.add_colormaps([*render.CURATED_COLORMAPS, colormap])
-        self.alpha, self.colormap, self.normalize = float(alpha), colormap, normalize
+        self.alpha, self.colormap, self.normalize, self.scope = float(alpha), colormap, normalize, scope
         self.on_msg(self._on_frontend_msg)
 
     # ------------------------------------------------------------------ content
@@ -211,36 +267,80 @@ class CAMCanvas(_Base):
         """Show one map over one photo (the single view).  ``cell`` takes :class:`CanvasCell`'s other fields."""
         self.set_cells([CanvasCell(image, cam, label, **cell)])
 
-    def set_cells(self, cells: Sequence[CanvasCell | tuple], columns: int | None = None) -> None:
-        """Replace the grid.  Photos already in the browser are not sent again; maps are sent raw."""
+    def set_cells(self, cells: Sequence[CanvasCell | tuple], columns: int | None = None, *, status: str | None = None,
+                  key: str = "", choices: Mapping[str, tuple[Sequence[CanvasCell], str]] | None = None) -> None:
+        """Replace the grid.  Photos already in the browser are not sent again; maps are sent raw.
+
+        ``status``: the status line (``None``: unchanged).  ``key``: which choice this frame is; when the browser
+        already holds ``choices[key]`` with these very cells and status, nothing is sent (it painted them when the
+        choice control changed).  ``choices``: replace the alternatives (``{key: (cells, status)}``, cells over the
+        photos of ``cells``); ``None`` keeps them unless the photos change.
+        """
         checked = [_check_cell(c) for c in cells]
         photos: dict[str, dict] = {}
-        out = []
         for c in checked:
-            key = c.photo_key or _photo_key(c.image)
-            photos[key] = self._photo_entry(key, c.image)
-            data = None if c.cam is None else np.ascontiguousarray(c.cam, dtype="<f4").tobytes()
-            shape = [] if c.cam is None else list(c.cam.shape)
-            out.append({
-                "photo": key, "map": data, "shape": shape, "label": c.label,
-                "vrange": None if c.vrange is None else list(c.vrange), "relu": c.relu, "signed": c.signed,
-                "id": hashlib.blake2b((data or b"") + repr(shape).encode(), digest_size=8).hexdigest(),
-            })  # fmt: skip
+            pk = c.photo_key or _photo_key(c.image)
+            photos[pk] = self._photo_entry(pk, c.image)
+        out = [self._cell_dict(c) for c in checked]
+        status = self.status if status is None else str(status)
         with self.hold_sync():
             if columns is not None:
                 self.columns = int(columns)
             if set(photos) != set(self.photos):
                 self.photos = photos  # only when the set of photos changes: a class change sends no photo
                 self.pins = []  # pinned points belong to the photos they were clicked on
-            self.cells = out
+                if choices is None:
+                    self.choices = {}  # alternatives of another photo
+            if choices is not None:  # new alternatives: the frame goes with them (the browser may hold an old one)
+                self.choices = self._choice_dicts(choices, set(photos))
+            want = {"cells": out, "status": status}
+            if key and choices is None and self.choices.get(key) == want:
+                # the browser painted this from its choices when the choice control changed: send nothing, except
+                # that an explicit frame newer than its choice (an error, a notice) must not come back when that
+                # choice is picked again
+                self.frame_override = False
+            else:
+                self.cells, self.status, self.frame_key = out, status, str(key)
+                self.frame_override = bool(key) and self.choices.get(key) != want
         self._cells = checked
+        self._shown = (out, str(key), status)
+
+    def set_status(self, status: str) -> None:
+        """Replace the status line under the grid (e.g. a notice or an error), keeping the cells on display."""
+        out, key, shown = self._shown
+        if str(status) == shown:
+            return
+        with self.hold_sync():  # the frame on display becomes explicit (it may be a choice), newer than its choice
+            self.cells, self.status, self.frame_key, self.frame_override = out, str(status), key, bool(key)
+        self._shown = (out, key, str(status))
+
+    def _cell_dict(self, c: CanvasCell) -> dict:
+        data = None if c.cam is None else np.ascontiguousarray(c.cam, dtype="<f4").tobytes()
+        shape = [] if c.cam is None else list(c.cam.shape)
+        return {
+            "photo": c.photo_key or _photo_key(c.image), "map": data, "shape": shape, "label": c.label,
+            "vrange": None if c.vrange is None else list(c.vrange), "relu": c.relu, "signed": c.signed,
+            "contrast": c.contrast, "id": hashlib.blake2b((data or b"") + repr(shape).encode(), digest_size=8).hexdigest(),
+        }  # fmt: skip
+
+    def _choice_dicts(self, choices: Mapping[str, tuple[Sequence[CanvasCell], str]], photos: set[str]) -> dict:
+        out = {}
+        for key, (cells, status) in choices.items():
+            dicts = [self._cell_dict(_check_cell(c)) for c in cells]
+            missing = {d["photo"] for d in dicts} - photos
+            if missing:
+                raise ValueError(f"choice {key!r} shows photos the grid does not ({sorted(missing)}): "
+                                 "choices are alternatives over the photos on display.")  # fmt: skip
+            out[str(key)] = {"cells": dicts, "status": str(status)}
+        return out
 
     def clear(self) -> None:
         """No cells (an empty grid)."""
         with self.hold_sync():
-            self.cells = []
+            self.cells, self.choices, self.frame_key, self.frame_override = [], {}, "", False
             self.photos = {}
         self._cells = []
+        self._shown = ([], "", self.status)
 
     def _photo_entry(self, key: str, image: np.ndarray) -> dict:
         entry = self._encoded.get(key)
@@ -275,26 +375,32 @@ class CAMCanvas(_Base):
 
     # ------------------------------------------------------------------ controls linked in the browser
     def link_controls(
-        self, alpha: Widget | None = None, colormap: Widget | None = None, normalize: Widget | None = None
+        self, alpha: Widget | None = None, colormap: Widget | None = None, normalize: Widget | None = None,
+        scope: Widget | None = None, choice: Widget | None = None, context: Sequence[Widget] = (),
     ) -> None:
         """Follow these widgets' ``value`` in the browser (no kernel round trip per step).
 
         ``alpha``: a float slider in [0, 1]; ``colormap``: a selection of colormap names (their tables are sent
-        now); ``normalize``: a selection of :data:`NORMALIZATIONS`.  The kernel keeps this canvas's traits equal
-        to the controls' values without sending them back to the browser.
+        now); ``normalize``: a selection of :data:`NORMALIZATIONS`; ``scope``: a selection of :data:`SCOPES`.  The
+        kernel keeps this canvas's traits equal to the controls' values without sending them back to the browser.
+        ``choice``: a selection whose ``str(value)`` picks among ``choices``; ``context``: widgets whose first
+        change makes the browser ignore its choices until the kernel's next frame.
         """
         for w, name, fn in self._links:
             w.unobserve(fn, name)
         self._links = []
         controls: dict[str, Widget] = {}
-        for name, w in (("alpha", alpha), ("colormap", colormap), ("normalize", normalize)):
+        named = [("alpha", alpha), ("colormap", colormap), ("normalize", normalize), ("scope", scope),
+                 ("choice", choice), *((f"context{i}", w) for i, w in enumerate(context))]  # fmt: skip
+        for name, w in named:
             if w is None:
                 continue
             controls[name] = w
-            fn = self._mirror(name)
-            w.observe(fn, "value")
-            self._links.append((w, "value", fn))
-            if w.has_trait("options"):
+            if name in MIRRORED:
+                fn = self._mirror(name)
+                w.observe(fn, "value")
+                self._links.append((w, "value", fn))
+            if name in ("colormap", "normalize", "scope", "choice") and w.has_trait("options"):
                 w.observe(self._send_control_options, "options")
                 self._links.append((w, "options", self._send_control_options))
         with self.hold_sync():
@@ -307,7 +413,7 @@ class CAMCanvas(_Base):
     def _send_control_options(self, _change: Any = None) -> None:
         options = {}
         for name, w in self.controls.items():
-            if w.has_trait("options"):
+            if not name.startswith("context") and w.has_trait("options"):  # context controls: change events only
                 values = [o[1] if isinstance(o, tuple) else o for o in w.options]
                 if name == "colormap":
                     self.add_colormaps([str(v) for v in values])
@@ -322,6 +428,8 @@ class CAMCanvas(_Base):
                 self._check_alpha(value)
             elif name == "normalize":
                 self._check_normalize(value)
+            elif name == "scope":
+                self._check_scope(value)
             elif name == "colormap":
                 self.add_colormaps([value])
             # the browser already shows this value (it follows the control itself): set it here without echo
@@ -340,6 +448,11 @@ class CAMCanvas(_Base):
         if mode not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {', '.join(NORMALIZATIONS)}; got {mode!r}.")
 
+    @staticmethod
+    def _check_scope(scope: str) -> None:
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}; got {scope!r}.")
+
     @t.validate("colormap")
     def _valid_colormap(self, proposal: Any) -> str:
         render.colormap_lut(proposal.value)  # raises the helpful error for an unknown name
@@ -353,14 +466,16 @@ class CAMCanvas(_Base):
     def overlays(self) -> list[np.ndarray]:
         """Each cell as :func:`cam_widget.render.overlay` draws it with the current settings (what the browser
         paints)."""
-        maps = [c.cam for c in self._cells if c.cam is not None]
         signed = self.signed_colormaps.get(self.colormap, self.colormap)
-        return [
-            c.image.copy() if c.cam is None else
-            render.overlay(c.image, c.cam, alpha=self.alpha, colormap=signed if c.signed else self.colormap,
-                           **normalize_args(self.normalize, c.cam, maps, c))
-            for c in self._cells
-        ]  # fmt: skip
+        out = []
+        for c in self._cells:
+            if c.cam is None:
+                out.append(c.image.copy())
+                continue
+            args, is_signed = scope_args(self.scope, self.normalize, c, self._cells)
+            out.append(render.overlay(c.image, c.cam, alpha=self.alpha, colormap=signed if is_signed else self.colormap,
+                                      **args))  # fmt: skip
+        return out
 
     def composite(self, gap: int = 6) -> np.ndarray | None:
         """The grid as one RGB image (white gaps, no labels), ``None`` when there are no cells."""

@@ -1,7 +1,10 @@
 """The caption under the picture: the colour-bar legend and the status line, in ONE HTML widget.
 
 A class change changes both, so keeping them in one widget costs one message after the image, not two; an
-unchanged text sends nothing (traitlets compares), so an alpha change sends the image alone.  The DOM classes
+unchanged text sends nothing (traitlets compares), so an alpha change sends the image alone.  An output that
+draws the caption itself (the in-browser canvas: its legend follows colormap and scope in the browser, its
+status line comes with the frame) is :meth:`Caption.attach`-ed: while it says it shows the caption, the widget is
+not updated, so a class change sends no caption message at all.  The DOM classes
 are what the browser tests locate: ``.cam-caption`` holds ``.cam-legend`` and ``.cam-status``; errors are
 ``.cam-error`` inside the status line.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
@@ -38,6 +42,12 @@ class Caption:
         self.widget.add_class("cam-caption")
         self.legend = CaptionPart(self, "legend")
         self.status = CaptionPart(self, "status")
+        self._sink: Callable[[str, str], bool] | None = None
+
+    def attach(self, sink: Callable[[str, str], bool]) -> None:
+        """Also hand every caption to ``sink(legend_html, status_html)``; while it returns True (it shows the
+        caption itself) the widget is left as it is."""
+        self._sink = sink
 
     def get(self, part: str) -> str:
         return self._parts[part]
@@ -49,6 +59,8 @@ class Caption:
                 self._parts["legend"] = legend
             if status is not None:
                 self._parts["status"] = status
+            if self._sink is not None and self._sink(self._parts["legend"], self._parts["status"]):
+                return
             self.widget.value = self._html()
 
     def _html(self) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import ipywidgets as widgets
-from traitlets import observe, validate
+from traitlets import Int, observe, validate
 
 from .catalog import MethodInfo
 from .state import Photo
@@ -30,6 +30,13 @@ SMOOTHING = (("No smoothing", ""), ("Aug smooth", "aug"), ("Eigen smooth", "eige
 class ClassDropdown(widgets.Dropdown):
     """A stock Dropdown (same front end) whose ``value`` may be set to any class index: a class that is not
     among the options yet is appended first (labelled by ``label_for``), so the list stays short."""
+
+    # No echo of the browser's own selection (ipywidgets 8 sends every front-end update back as ``echo_update``
+    # so that OTHER front ends of the kernel, e.g. a second browser tab on the notebook, learn it).  This panel is
+    # one view in one page, and the echo is 650 bytes and a message on every class change, a third of what the
+    # whole change may cost.  The trade-off: a second tab's dropdown does not follow a class picked in the first
+    # (the picture there does not either); changes made by the kernel (a search, a new image) reach every tab.
+    index = Int(None, help="Selected index", allow_none=True).tag(sync=True, echo_update=False)
 
     def __init__(self, label_for: Callable[[Any], str | None], **kwargs: Any) -> None:
         self._label_for = label_for

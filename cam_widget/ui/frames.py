@@ -191,6 +191,10 @@ class FrameBuilder:
         scale = next(c.scale for c in mapped if not c.signed) if shared else None
         return legend_html(cmap, scale, None, True, req.scope)
 
+    def status_line(self, req: Request, photo: Photo, cells: list[Cell]) -> str:
+        """The status line of a frame of ``cells`` for ``req`` (HTML)."""
+        return self._status(req, photo, cells)
+
     def _status(self, req: Request, photo: Photo, cells: list[Cell]) -> str:
         cls = req.class_index
         assert cls is not None

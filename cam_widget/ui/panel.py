@@ -136,10 +136,15 @@ class CAMExplorer(widgets.VBox):
         for name, w in self.controls.items():
             setattr(self, name, w)
         self.layers_control.value = default_layers(self._layer_infos, getattr(engine, "cam_layer", None))
-        if hasattr(self.output, "link"):  # an output that follows opacity/colormap in the browser (the canvas)
-            self.output.link(self.alpha_control, self.colormap_control)
+        if hasattr(self.output, "link"):  # an output that follows the controls in the browser (the canvas)
+            self.output.link(self.alpha_control, self.colormap_control, scope=self.scope_control,
+                             choice=self.class_control, context=[self.image_control, self.layer_control,
+                                                                 self.method_control, self.view_control,
+                                                                 self.smooth_control])  # fmt: skip
         self._caption = Caption()
         self.caption = self._caption.widget
+        if hasattr(self.output, "attach_caption"):  # an output that draws the caption itself (the canvas)
+            self.output.attach_caption(self._caption)
         self.legend, self.status = self._caption.legend, self._caption.status
         super().__init__(layout_rows(self.controls, self.output.widget, self.caption), **kwargs)
         self.add_class("cam-explorer")

@@ -46,11 +46,15 @@ def symmetric_scale(cams: list[np.ndarray]) -> tuple[float, float]:
 
 
 def apply_scope(cells: list[Cell], scope: str, normalize: Any = "minmax", relu: bool = True) -> None:
-    """Set each cell's ``normalize``, ``relu``, ``scale`` and ``signed`` for ``scope`` (in place)."""
+    """Set each cell's ``normalize``, ``relu``, ``scale`` and ``signed`` for ``scope`` (in place), and its
+    ``map_scale`` / ``map_relu`` (the ``"map"`` scope's, whatever ``scope`` is: the browser switches scopes from
+    them; a contrast map's are its symmetric scale, no ReLU)."""
     if scope not in ("map", "shared", "signed"):
         raise ValueError(f"scope must be 'map', 'shared' or 'signed'; got {scope!r}.")
     plain = [c for c in cells if c.cam is not None and c.spec.minus is None]
     signed = [c for c in cells if c.cam is not None and c.spec.minus is not None]
+    for c in plain:
+        c.map_scale, c.map_relu = render.value_range(c.cam, normalize, relu), relu
     if scope == "shared" and plain:
         shared = render.shared_scale([c.cam for c in plain], relu=True)
         for c in plain:
@@ -60,7 +64,9 @@ def apply_scope(cells: list[Cell], scope: str, normalize: Any = "minmax", relu: 
     else:
         for c in plain:
             c.normalize, c.relu, c.signed = normalize, relu, False
-            c.scale = render.value_range(c.cam, normalize, relu)
+            c.scale = c.map_scale
     for c in signed:
         c.scale = c.normalize = symmetric_scale([c.cam])
         c.relu, c.signed = False, True
+        if c.spec.minus is not None:
+            c.map_scale, c.map_relu = c.scale, False

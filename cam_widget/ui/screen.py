@@ -80,6 +80,9 @@ class Screen:
             frame = self.builder.build(state, generation, self.epoch, self.class_image)
         except Exception as exc:
             frame = self.builder.error_frame(state, generation, self.epoch, exc)
+        prefetch = getattr(self.output, "prefetch", None)  # an output that gets alternatives ahead (the canvas)
+        if prefetch is not None:
+            prefetch(self.builder, frame)
         self.publish(frame)
 
     def publish(self, frame: Frame) -> bool:

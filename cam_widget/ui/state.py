@@ -76,6 +76,10 @@ class Cell:
     normalize: Any = "minmax"  # what render.to_index gets (see ui/scope.py)
     relu: bool = True
     signed: bool = False  # coloured with the diverging colormap (signed scope, contrast maps)
+    # the "map" scope's scale and ReLU whatever the scope (set by scope.apply_scope): what the in-browser canvas
+    # gets, so that it can switch scopes itself
+    map_scale: tuple[float, float] | None = None
+    map_relu: bool = True
     index: np.ndarray | None = None  # uint8 colormap index map at the cell's size
 
     @property

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -469,3 +470,205 @@ def test_voila_renders_the_tour_panel(lab: LabPage, tmp_path: Path) -> None:
             proc.kill()
         if (tmp_path / "voila.log").exists():
             (artifacts_dir() / "voila.log").write_bytes((tmp_path / "voila.log").read_bytes())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The normalisation scope in the browser, and the panel's class change from the prefetched choices
+# ---------------------------------------------------------------------------------------------------------------
+
+SCOPE_SIZES = {"S224": 224, "S451": 451, "S1024": 1024}
+SCOPE_SETUP = """\
+import json
+import numpy as np
+import ipywidgets as widgets
+from cam_widget import render
+from cam_widget.ui.canvas import CAMCanvas, CanvasCell
+from cam_widget.ui.controls import SCOPES
+
+data = np.load("scope_data.npz")
+spec = json.load(open("scope_spec.json"))
+scope = widgets.ToggleButtons(options=SCOPES, value="map")
+scope.add_class("cam-test-scope")
+canvases = {}
+for name, s in spec.items():
+    cv = CAMCanvas(alpha=0.5, colormap="jet", normalize="fixed", columns=4)  # as the panel's canvas
+    cv.set_signed_colormaps({"jet": "RdBu_r"})
+    cv.set_cells([
+        CanvasCell(data[c["photo"]], data[c["map"]], c["label"], vrange=tuple(c["vrange"]), relu=c["relu"],
+                   signed=c["contrast"], contrast=c["contrast"])
+        for c in s["cells"]
+    ])
+    cv.link_controls(scope=scope)
+    cv.add_class(f"cam-test-{name}")
+    canvases[name] = cv
+    print("canvas", name, cv.model_id)
+widgets.VBox([scope, *canvases.values()])
+"""
+
+
+def _scope_spec(root: Path) -> tuple[dict, dict]:
+    """Four photos per size, maps as the panel sends them (the per-map scale as ``vrange``), the last a contrast."""
+    from cam_widget.ui.scope import symmetric_scale
+
+    photos = list(samples.sample_images().items())[:4]
+    arrays, spec = {}, {}
+    for ci, (name, size) in enumerate(SCOPE_SIZES.items()):
+        maps = _maps(10 + ci, len(photos), "scope")
+        maps[-1] = maps[-1] - maps[0][: maps[-1].shape[0], : maps[-1].shape[1]].mean()  # signed: a difference
+        cells = []
+        for j, ((pname, photo), cam) in enumerate(zip(photos, maps, strict=True)):
+            pk, mk = f"{name}_photo{j}", f"{name}_map{j}"
+            arrays[pk], arrays[mk] = _sized(photo, size), cam
+            contrast = j == len(photos) - 1
+            lo, hi = symmetric_scale([cam]) if contrast else render.value_range(cam, "minmax", True)
+            cells.append({"photo": pk, "map": mk, "label": f"{name} {pname}", "vrange": [lo, hi],
+                          "relu": not contrast, "contrast": contrast})  # fmt: skip
+        spec[name] = {"cells": cells}
+    np.savez(root / "scope_data.npz", **arrays)
+    (root / "scope_spec.json").write_text(json.dumps(spec))
+    return spec, dict(np.load(root / "scope_data.npz"))
+
+
+def _scope_expected(spec: dict, data: dict, name: str, scope: str) -> list[np.ndarray]:
+    from cam_widget.ui.canvas import scope_args
+
+    cells = [CanvasCell(data[c["photo"]], data[c["map"]], vrange=tuple(c["vrange"]), relu=c["relu"],
+                        signed=c["contrast"], contrast=c["contrast"]) for c in spec[name]["cells"]]  # fmt: skip
+    out = []
+    for c in cells:
+        args, signed = scope_args(scope, "fixed", c, cells)
+        out.append(render.overlay(c.image, c.cam, alpha=0.5, colormap="RdBu_r" if signed else "jet", **args))
+    return out
+
+
+def _record(lab: LabPage) -> None:
+    lab.page.evaluate("() => { window.__jlab.wsLog = []; window.__jlab.recording = true; }")
+
+
+def _recorded(lab: LabPage) -> list[dict]:
+    return lab.page.evaluate("() => { window.__jlab.recording = false; return window.__jlab.wsLog; }")
+
+
+def test_scopes_match_render_overlay_with_no_kernel_message(lab: LabPage) -> None:
+    root = lab.server.root_dir
+    spec, data = _scope_spec(root)
+    write_notebook(root / "canvas_scope.ipynb", [SCOPE_SETUP])
+    lab.page.set_viewport_size({"width": 1400, "height": 1200})
+    lab.open_notebook("canvas_scope.ipynb")
+    lab.run_all_cells(timeout=120)
+    assert lab.errors() == []
+    ids = set(_model_ids(lab).values())
+    rows, logs = [], {}
+    for label, scope in (("Per map", "map"), ("Shared", "shared"), ("Signed", "signed"), ("Per map", "map")):
+        if rows:  # the first round checks the initial picture
+            _record(lab)
+            lab.page.locator(".cam-test-scope button", has_text=re.compile(rf"^\s*{label}\s*$")).first.click()
+        for name in SCOPE_SIZES:
+            _wait_painted(lab, name, 4, scope=scope)
+        if rows:
+            time.sleep(1.0)  # the kernel's answers to the buttons' own update arrive and are counted
+            logs[scope] = _recorded(lab)
+        for name in SCOPE_SIZES:
+            got = _read(lab, name)
+            for i, ((rgb, _meta), ref) in enumerate(zip(got, _scope_expected(spec, data, name, scope), strict=True)):
+                d = np.abs(rgb.astype(np.int16) - ref.astype(np.int16))
+                rows.append({"canvas": name, "cell": i, "scope": scope, "shape": list(ref.shape[:2]),
+                             "max": int(d.max()), "mean": float(d.mean())})  # fmt: skip
+    (artifacts_dir() / "canvas_scope_pixels.json").write_text(json.dumps({"rows": rows, "ws": logs}, indent=1))
+    lab.screenshot("canvas_scopes")
+    bad = [r for r in rows if r["max"] > MAX_LEVELS or r["mean"] > MAX_MEAN]
+    assert not bad, bad
+    assert {r["scope"] for r in rows} == {"map", "shared", "signed"} and len(rows) == 4 * 3 * 4
+    assert {max(r["shape"]) for r in rows} == {224, 451, 1024}
+    for scope, log in logs.items():
+        assert [m for m in log if m["comm_id"] in ids] == [], scope  # nothing to or from any canvas
+        assert not any(m["nbuffers"] for m in log if m["dir"] == "recv"), scope
+        assert any(m["dir"] == "send" for m in log), scope  # the buttons' own update did go up (off the path)
+    assert lab.errors() == []
+
+
+PANEL_SETUP = """\
+import numpy as np
+import cam_widget
+engine = cam_widget.default_engine()
+explorer = cam_widget.CAMExplorer(engine, {"chelsea": cam_widget.sample_images()["chelsea"]}, display_size=451)
+print("canvas panel", explorer.output.canvas.model_id, explorer.caption.model_id)
+explorer"""
+
+DUMP = """\
+explorer.wait()
+np.save("panel_rgb.npy", explorer.overlay_rgb)
+print(explorer.state["class_name"], explorer.state["scope"])
+"""
+
+
+def _panel_pixels(lab: LabPage, canvas) -> tuple[int, float]:
+    from bench.browser_latency import kernel_exec
+
+    kernel_exec(lab, DUMP)
+    want = np.load(lab.server.root_dir / "panel_rgb.npy")
+    r = canvas.evaluate(READ_CANVAS)
+    got = np.frombuffer(base64.b64decode(r["b64"]), np.uint8).reshape(r["h"], r["w"], 3)
+    assert got.shape == want.shape
+    d = np.abs(got.astype(np.int16) - want.astype(np.int16))
+    return int(d.max()), float(d.mean())
+
+
+def test_panel_scope_and_class_change_need_no_kernel_round_trip(lab: LabPage) -> None:
+    """The panel: the scope buttons repaint (and re-legend) in the browser; a class change among the top-k paints the
+    prefetched map, and the kernel's only answer is its busy/idle status (no echo, no canvas, no caption)."""
+    write_notebook(lab.server.root_dir / "canvas_panel.ipynb", [PANEL_SETUP])
+    lab.page.set_viewport_size({"width": 1280, "height": 1600})
+    lab.open_notebook("canvas_panel.ipynb")
+    lab.run_all_cells(timeout=240)
+    assert lab.errors() == []
+    line = next(ln for ln in lab.text_outputs().splitlines() if ln.startswith("canvas panel"))
+    canvas_id, caption_id = line.split()[2:4]
+    explorer = lab.page.locator(".jp-OutputArea-output .cam-explorer").first
+    canvas = lab.wait_for_widget("canvas.cam-canvas-cell", timeout=120)
+    lab.page.wait_for_function("(el) => Number(el.dataset.frame) > 0", arg=canvas.element_handle(), timeout=60_000)
+    status = explorer.locator(".cam-status").first
+    lab.page.wait_for_function("(el) => el.innerText.trim().length > 0", arg=status.element_handle(), timeout=60_000)
+    assert explorer.locator(".cam-caption").first.is_hidden()  # the canvas draws the caption
+    results = {"initial": _panel_pixels(lab, canvas)}
+
+    # the scope: Shared, then Signed, by mouse
+    for label, scope in (("Shared", "shared"), ("Signed", "signed")):
+        _record(lab)
+        explorer.locator(".cam-scope button", has_text=re.compile(rf"^\s*{label}\s*$")).first.click()
+        lab.page.wait_for_function(f"(el) => el.dataset.scope === '{scope}'", arg=canvas.element_handle(),
+                                   timeout=30_000, polling=20)  # fmt: skip
+        legend = explorer.locator(".cam-legend").first.inner_text()
+        assert scope in legend, legend
+        time.sleep(1.5)  # the kernel re-renders its own copy (Save, static PNG): off the path, and sends nothing
+        log = _recorded(lab)
+        assert [m for m in log if m["comm_id"] in (canvas_id, caption_id)] == [], log
+        results[scope] = _panel_pixels(lab, canvas)
+
+    # a class change among the top-k: ArrowDown on the dropdown
+    explorer.locator(".cam-scope button", has_text=re.compile(r"^\s*Per map\s*$")).first.click()
+    lab.page.wait_for_function("(el) => el.dataset.scope === 'map'", arg=canvas.element_handle(), timeout=30_000)
+    time.sleep(1.0)
+    text0 = status.inner_text()
+    select = lab.control(".cam-explorer .cam-class")
+    _record(lab)
+    frame0 = int(canvas.get_attribute("data-frame"))
+    lab.press(select, lab.step_key(select))
+    lab.page.wait_for_function(f"(el) => Number(el.dataset.frame) > {frame0}", arg=canvas.element_handle(),
+                               timeout=30_000, polling=10)  # fmt: skip
+    time.sleep(1.5)
+    log = _recorded(lab)
+    text1 = status.inner_text()
+    assert text1 != text0 and "error" not in text1.lower(), (text0, text1)
+    recv = [m for m in log if m["dir"] == "recv"]
+    assert {m["msg_type"] for m in recv} == {"status"}, recv  # busy/idle only: no echo, no map, no caption
+    results["class"] = _panel_pixels(lab, canvas)
+    summary = {"pixels (max, mean) vs overlay_rgb": results, "class change frames": log,
+               "class change bytes down": sum(m["size"] for m in recv),
+               "class change bytes both ways": sum(m["size"] for m in log)}  # fmt: skip
+    (artifacts_dir() / "canvas_panel.json").write_text(json.dumps(summary, indent=1))
+    print("\npanel:", {k: v for k, v in summary.items() if k != "class change frames"})
+    for what, (mx, mean) in results.items():
+        assert mx <= MAX_LEVELS and mean <= MAX_MEAN, (what, mx, mean)
+    lab.screenshot("canvas_panel_class", scroll_to=canvas)
+    assert lab.errors() == []

@@ -17,6 +17,12 @@ from cam_widget import CAMEngine  # noqa: E402
 KINDS = ("flat", "sequential", "functional")
 
 
+def close(got: np.ndarray, want: np.ndarray, rtol: float = 1e-3) -> None:
+    """``got`` (an engine map: float32) equals ``want`` to ``rtol``, absolute tolerance relative to want's scale."""
+    assert got.shape == want.shape and got.dtype == np.float32, (got.shape, got.dtype, want.shape)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * (float(np.abs(want).max()) or 1.0))
+
+
 def photo(seed: int = 1, size: int = 32) -> np.ndarray:
     """A random RGB photo at the models' input size (the engine's resize is then the identity)."""
     return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)

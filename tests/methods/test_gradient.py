@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 import methods_reference as ref
+from conftest import close as close_to
 from conftest import photo
 
 from cam_widget import CAMEngine
@@ -22,10 +23,8 @@ GRADIENT = {
 }
 
 
-def close(got: np.ndarray, want: np.ndarray, rtol: float = 2e-4) -> None:
-    scale = float(np.abs(want).max()) or 1.0
-    assert got.shape == want.shape and got.dtype == np.float32
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale)
+def close(got: np.ndarray, want: np.ndarray, rtol: float = 2e-4) -> None:  # tighter than the other families
+    close_to(got, want, rtol)
 
 
 @pytest.mark.parametrize("layer", ["conv1", "conv2", "conv3"])
@@ -102,6 +101,29 @@ def test_one_gradient_pass_serves_every_gradient_method_for_every_class(net):
     for c in top[:2]:
         np.testing.assert_allclose(fresh.gradients(img, c, "backbone/conv2"), engine.gradients(img, c, "backbone/conv2"),
                                    rtol=1e-5, atol=1e-7)
+
+
+def test_a_gradient_map_caches_its_cheap_companions_so_the_first_switch_is_a_lookup(net):
+    """The panel's top-k request for one gradient method caches every cheap method's map (numpy on the
+    ingredients just fetched): the first switch to another computes nothing, and each map is the paper's."""
+    engine = CAMEngine(net.functional)
+    img = photo(seed=8)
+    layer = "backbone/conv2"
+    top = [i for i, _, _ in engine.top_k(img, 3)]
+    engine.cam([img] * 3, top, layer, method="hirescam")
+    before = engine.cache_info()
+    x = engine.model_input(img)
+    for c in top:
+        a, g, _ = net.ingredients(x, "conv2", c)
+        for name, formula in {**GRADIENT, "eigencam": lambda a, g: ref.eigencam(a)}.items():
+            close(engine.cam(img, c, layer, method=name), formula(a, g), rtol=1e-3)
+    after = engine.cache_info()
+    assert after["entries"] == before["entries"]  # every map was cached already: no map computed on the switch
+    assert (after["gradient_passes"], after["forward_passes"]) == (before["gradient_passes"], before["forward_passes"])
+    # options a companion does not default to (another variant) are computed on request, not guessed
+    close(engine.cam(img, top[0], layer, method="gradcam++", variant="authors"),
+          ref.gradcam_pp(*net.ingredients(x, "conv2", top[0])[:2], normalise=True))
+    assert engine.cache_info()["entries"] == after["entries"] + 1
 
 
 def test_gradients_api_shapes_and_class_names(net):

@@ -11,13 +11,9 @@ import pytest
 pytest.importorskip("tensorflow")
 
 import methods_reference as ref
-from conftest import photo
+from conftest import close, photo
 
 from cam_widget import CAMEngine, CancelledError, MethodError
-
-
-def close(got: np.ndarray, want: np.ndarray, rtol: float = 1e-3) -> None:
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * (float(np.abs(want).max()) or 1.0))
 
 
 @pytest.mark.parametrize("layer", ["conv1", "conv3"])

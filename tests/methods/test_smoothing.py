@@ -8,11 +8,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 import methods_reference as ref  # noqa: E402
-from conftest import photo  # noqa: E402
-
-
-def close(got: np.ndarray, want: np.ndarray, rtol: float = 1e-3) -> None:
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * (float(np.abs(want).max()) or 1.0))
+from conftest import close, photo  # noqa: E402
 
 
 def test_eigen_smoothing_is_the_principal_component_of_the_weighted_activations(case):
