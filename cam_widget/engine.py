@@ -207,10 +207,12 @@ class CAMEngine:
 
     def reload_head(self) -> None:
         """Re-read the model's own GAP head after its weights were assigned in place (the head's weights
-        are copied at construction), and drop every cached result, which belonged to the old weights."""
+        are copied at construction), and drop every cached result, which belonged to the old weights, and the
+        compiled passes that hold a copy of the weights (the frozen masked-input pass of :meth:`masked_scores`)."""
         head = find_head(self._trace)
         if head is not None:
             self._heads[head.layer] = head
+        self._passes.forget_weights()
         self.clear_cache()
 
     # ------------------------------------------------------------------ images
@@ -482,6 +484,44 @@ class CAMEngine:
         if class_index is None:
             return values
         return values[np.arange(n), self._classes(class_index, n)]
+
+    def masked_scores(
+        self,
+        image: ImageSource,
+        maps: np.ndarray,
+        *,
+        align_corners: bool = False,
+        output: str = "probability",
+        batch_size: int = 32,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> np.ndarray:
+        """Scores ``(m, num_classes)`` of the model input of ``image`` multiplied by each of ``maps``
+        ``(m, mh, mw)`` (e.g. a layer's channel maps), each map upsampled bilinearly to the input size
+        (pixel-centre aligned; corner-aligned with ``align_corners=True``) and min-max normalised to [0, 1]
+        (a constant map gives a zero mask): Score-CAM's masked inputs.  ``output``: ``"probability"`` (the
+        model's softmax/sigmoid) or ``"logits"``.  Uncached; ``batch_size`` masked inputs per forward pass,
+        built inside one compiled TensorFlow graph with the model's weights folded in (:mod:`cam_widget.passes`);
+        ``progress(done, m)`` after each batch, :class:`cam_widget.errors.CancelledError` before the next
+        when ``cancel`` is set.  Needs the TensorFlow backend."""
+        if output not in ("logits", "probability"):
+            raise CAMError(f"output must be 'logits' or 'probability'; got {output!r}.")
+        maps = np.asarray(maps, np.float32)
+        if maps.ndim != 3 or len(maps) == 0 or min(maps.shape[1:]) < 1:
+            raise CAMError(f"maps must have shape (m, h, w) with m >= 1; got {maps.shape}.")
+        x = self.model_input(image)
+        fn = self._passes.masked(bool(align_corners))[0]
+        step = max(1, int(batch_size))
+        chunks = []
+        for start in range(0, len(maps), step):
+            check_cancel(cancel)
+            chunks.append(self._timed(fn, maps[start : start + step], x))
+            with self._lock:
+                self._counts["forward_passes"] += 1
+            if progress is not None:
+                progress(min(len(maps), start + step), len(maps))
+        logits = np.concatenate(chunks).astype(np.float32, copy=False)
+        return self._probabilities(logits) if output == "probability" else logits
 
     def can_split(self, layer: str | None = None) -> bool:
         """Whether the network splits at ``layer``: every path to the logits passes through it, so the rest

@@ -19,7 +19,7 @@ from ..errors import MethodError
 from .base import Ingredients
 
 __all__ = [
-    "FULL_LIMIT", "SCORECAM_MAX_CHANNELS", "ablationcam", "scorecam", "select_channels", "upsample_align_corners",
+    "FULL_LIMIT", "SCORECAM_MAX_CHANNELS", "ablationcam", "scorecam", "select_channels",
 ]
 
 # Faster Score-CAM default: 64 masked inputs keep a 7x7x1280 layer at a few seconds on a laptop CPU.
@@ -75,26 +75,12 @@ def estimate_scorecam(
     return _passes_text(n, engine)
 
 
-def estimate_ablationcam(engine: Any, layer: str, batch_size: int = 64) -> str:
+def estimate_ablationcam(engine: Any, layer: str, batch_size: int = 64, max_channels: int | None = None) -> str:
     k = engine.layer(layer).shape[2]
+    n = k if max_channels is None else min(int(max_channels), k)
     if engine.can_split(layer):
-        return f"{k} passes through the layers after {layer!r} (on cached features)"
-    return _passes_text(k, engine)
-
-
-def upsample_align_corners(feats: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Linear upsampling of ``feats`` ``(h, w, m)`` to ``size`` with the corner cells' centres on the output's
-    corner pixels (``scipy.ndimage.zoom(order=1)``, PyTorch's ``align_corners=True``)."""
-
-    def axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = np.linspace(0.0, n_in - 1, n_out)
-        lo = np.floor(pos).astype(int)
-        return lo, np.minimum(lo + 1, n_in - 1), (pos - lo).astype(np.float32)
-
-    ly, hy, ty = axis(feats.shape[0], size[0])
-    lx, hx, tx = axis(feats.shape[1], size[1])
-    rows = feats[ly] * (1 - ty)[:, None, None] + feats[hy] * ty[:, None, None]
-    return rows[:, lx] * (1 - tx)[None, :, None] + rows[:, hx] * tx[None, :, None]
+        return f"{n} passes through the layers after {layer!r} (on cached features)"
+    return _passes_text(n, engine)
 
 
 def scorecam(
@@ -111,9 +97,8 @@ def scorecam(
     (Faster Score-CAM; the others weigh 0); ``None`` uses every channel, refused above ``FULL_LIMIT``
     channels unless ``allow_slow=True``.  The masks are upsampled with pixel-centre alignment, as the
     authors' PyTorch code (``align_corners=False``); ``align_corners=True`` aligns the corner cells with the
-    corner pixels instead, as tf-keras-vis (``scipy.ndimage.zoom``) does."""
-    import cv2
-
+    corner pixels instead, as tf-keras-vis (``scipy.ndimage.zoom``) does.  The masks are built and run in
+    one compiled graph per batch (:meth:`CAMEngine.masked_scores`)."""
     engine = ing.engine
     max_channels = _check_channels(max_channels)
     k = ing.features.shape[-1]
@@ -122,60 +107,61 @@ def scorecam(
             f"Score-CAM over all {k} channels of {ing.layer!r} costs {_passes_text(k, engine)} per image. "
             f"Pass max_channels=N (Faster Score-CAM, default {SCORECAM_MAX_CHANNELS}) or allow_slow=True."
         )
-    batch_size = max(1, int(batch_size))
     groups = _groups(ing)
     picks = {key: select_channels(ing.features[idx[0]], max_channels) for key, idx in groups.items()}
     total = sum(len(p) for p in picks.values())
     done = 0
     ing.report(0, total)
-    height, width = engine.input_size
     weights = np.zeros((len(ing.images), k), np.float32)
     for key, idx in groups.items():
-        feats, chans = ing.features[idx[0]], picks[key]
-        x = engine.model_input(ing.images[idx[0]])
-        for start in range(0, len(chans), batch_size):
-            part = chans[start : start + batch_size]
-            if align_corners:
-                up = upsample_align_corners(feats[..., part], (height, width))
-            else:
-                up = cv2.resize(np.ascontiguousarray(feats[..., part]), (width, height), interpolation=cv2.INTER_LINEAR)
-            up = up.reshape(height, width, len(part)).astype(np.float32)
-            lo, hi = up.min(axis=(0, 1)), up.max(axis=(0, 1))
-            span = hi - lo
-            masks = np.divide(up - lo, span, out=np.zeros_like(up), where=span > 0)
-            masked = np.moveaxis(masks, -1, 0)[..., None] * x[None]
-            probs = engine.scores(masked, output="probability")
-            for i in idx:
-                weights[i, part] = probs[:, ing.classes[i]]
-            done += len(part)
-            ing.report(done, total)
+        chans = picks[key]
+
+        def step(n: int, _m: int, before: int = done) -> None:
+            ing.report(before + n, total)
+
+        probs = engine.masked_scores(
+            ing.images[idx[0]], np.moveaxis(ing.features[idx[0]][..., chans], -1, 0), align_corners=align_corners,
+            batch_size=batch_size, progress=step, cancel=ing.cancel,
+        )
+        for i in idx:
+            weights[i, chans] = probs[:, ing.classes[i]]
+        done += len(chans)
     return weights
 
 
-def ablationcam(ing: Ingredients, batch_size: int = 64) -> np.ndarray:
+def ablationcam(ing: Ingredients, batch_size: int = 64, max_channels: int | None = None) -> np.ndarray:
     """Ablation-CAM (Desai & Ramaswamy 2020): ``w_k = (y_c - y_c^k) / |y_c|`` with ``y_c^k`` the logit when
     channel k of the layer is zeroed (the paper divides by ``y_c``; ``|y_c|`` keeps the sign meaning "the
     score drops" for classes with a negative logit, and is the paper's for the usual positive case; a zero
     logit is not divided).  The ablated features run through the rest of the network from the layer when the
     graph splits there (:meth:`CAMEngine.can_split`), else through a full forward pass per ablation with the
-    channel zeroed at the layer."""
+    channel zeroed at the layer.  ``max_channels=N`` ablates only the N channels of largest spatial variance (as
+    Score-CAM's; for a wide layer behind a skip connection, where each ablation is a full forward pass); the
+    other channels weigh 0.  ``None`` (default) ablates every channel."""
     engine = ing.engine
+    max_channels = _check_channels(max_channels)
     k = ing.features.shape[-1]
     groups = _groups(ing)
-    total = k * len(groups)
-    ablate = 1.0 - np.eye(k, dtype=np.float32)
+    picks = {key: select_channels(ing.features[idx[0]], max_channels) for key, idx in groups.items()}
+    total = sum(len(p) for p in picks.values())
     weights = np.zeros((len(ing.images), k), np.float32)
-    for g, (_, idx) in enumerate(groups.items()):
-        def step(done: int, _total: int, g: int = g) -> None:
-            ing.report(g * k + done, total)
+    done = 0
+    for key, idx in groups.items():
+        chans = picks[key]
+        ablate = np.ones((len(chans), k), np.float32)
+        ablate[np.arange(len(chans)), chans] = 0.0
+
+        def step(n: int, _total: int, before: int = done) -> None:
+            ing.report(before + n, total)
 
         logits = engine.channel_ablation_logits(
             ing.images[idx[0]], ing.layer, ablate, batch_size=batch_size, progress=step, cancel=ing.cancel
         )
+        done += len(chans)
         base = ing.logits[idx[0]]
         for i in idx:
             c = ing.classes[i]
             y = float(base[c])
             drop = y - logits[:, c]
-            weights[i] = drop / abs(y) if y != 0 else drop
+            weights[i, chans] = drop / abs(y) if y != 0 else drop
     return weights
