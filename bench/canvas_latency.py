@@ -8,12 +8,17 @@ the default output (CanvasOutput: the browser blends; opacity and colormap never
 kernel-rendered Image path (``output=ImageOutput()``), plus the floor in another tab: a bare ``ipywidgets.Image``
 swapping pre-encoded JPEG overlays of the same size.  Cases (timed in the page, tests/browser/jlab.py):
 
-* canvas: opacity (slider), colormap (dropdown), class cached and first time (map caches emptied before each
-  step, untimed) at the 7x7 CAM layer, and the same two at a 14x14 layer (Grad-CAM);
+* canvas: opacity (slider), colormap (dropdown), normalisation scope (Enter on the Shared / Per map buttons);
+  class change among the top-k, whose maps came with the image's first frame ("prefetched": painted in the
+  browser), and, with that prefetch switched off (``output.prefetch_classes = False``: what a class outside the
+  top-k costs), class cached and first time (map caches emptied before each step, untimed); at the 7x7 CAM layer
+  and at a 14x14 layer (Grad-CAM);
 * Image path: opacity and class (cached), for comparison;
 * floor: slider and dropdown.
 
-Bytes per change: every kernel-websocket frame recorded between the keypress and the settled picture, both ways.
+Bytes per change: every kernel-websocket frame recorded between the keypress and the settled picture, both ways,
+and of them what the kernel sent (kernel -> browser); the protocol's own floor is the bare stock control's sync
+measured in the same run (the floor's frames without its picture).
 
     .venv/bin/python -m bench.canvas_latency [--quick] [--repeats N]
 """
@@ -21,6 +26,7 @@ Bytes per change: every kernel-websocket frame recorded between the keypress and
 from __future__ import annotations
 
 import copy
+import re
 import statistics
 import sys
 from typing import Any
@@ -70,6 +76,7 @@ def _bytes(m: Any) -> dict[str, int]:
     return {
         "sent": sum(w["size"] for w in ws if w["dir"] == "send"),
         "received": sum(w["size"] for w in ws if w["dir"] == "recv"),
+        "protocol": sum(w["size"] for w in ws if w["nbuffers"] == 0),  # all but messages carrying a picture/map
         # the picture itself: kernel messages with binary buffers (the canvas's map update; a JPEG on the Image
         # path and the floor), not the protocol's own status/echo frames, the control's update or the caption
         "picture": sum(w["size"] for w in ws if w["dir"] == "recv" and w["nbuffers"] > 0),
@@ -86,6 +93,7 @@ def _case(samples: list[Any]) -> dict[str, Any]:
     s["bytes_received_median"] = statistics.median(x["received"] for x in b) if b else None
     s["bytes_total_median"] = statistics.median(x["sent"] + x["received"] for x in b) if b else None
     s["bytes_picture_median"] = statistics.median(x["picture"] for x in b) if b else None
+    s["bytes_protocol_median"] = statistics.median(x["protocol"] for x in b) if b else None
     s["ws_frames_median"] = statistics.median(x["frames"] for x in b) if b else None
     s["samples"] = [{**m.as_dict(), **x} for m, x in zip(samples, b, strict=True)]
     if samples:  # what the bytes of one change are: every frame of the first sample
@@ -141,9 +149,30 @@ def measure(server: Any, ctx: Any, label: str, one_way_ms: float, n: int, displa
             for fwd in (True, False, True, False):
                 ex.press_and_wait_change(ctl, ex.step_key(ctl, forward=fwd), target)
 
+        def prefetch(on: bool) -> None:  # the top-k maps in the browser (choices), or none: every class via the kernel
+            kernel_exec(ex, f"canvas_panel.output.prefetch_classes = {on!r}; canvas_panel.view_control.value = "
+                            "'layers'; canvas_panel.wait(); canvas_panel.view_control.value = 'single'; "
+                            "canvas_panel.wait()")  # fmt: skip
+            ex.page.wait_for_timeout(500)
+
+        def scope_series(k: int) -> list[Any]:  # Enter on Shared, then on Per map, ...
+            out = []
+            for i in range(k + 1):
+                label = "Shared" if i % 2 == 0 else "Per map"
+                button = cv_root.locator(".cam-scope button", has_text=re.compile(rf"^\s*{label}\s*$")).first
+                m = cprobe.measure(button, "Enter", timeout=60, settle_ms=150)
+                if i >= 1:
+                    out.append(m)
+                ex.page.wait_for_timeout(100)
+            return out
+
         ex.page.bring_to_front()  # a background tab gets no animation frames: paints would look late
         samples["canvas_opacity"] = _series(ex, cprobe, c_alpha, n, True, 2)
         samples["canvas_colormap"] = _series(ex, cprobe, c_cmap, n, True, 1)
+        samples["canvas_scope"] = scope_series(n)
+        warm(c_class, canvas)
+        samples["canvas_class_prefetched"] = _series(ex, cprobe, c_class, n, True, 1)
+        prefetch(False)
         samples["canvas_class_first"] = _series(ex, cprobe, c_class, max(3, n // 2), False, 0, before=forget)
         warm(c_class, canvas)
         samples["canvas_class_cached"] = _series(ex, cprobe, c_class, n, True, 1)
@@ -151,9 +180,12 @@ def measure(server: Any, ctx: Any, label: str, one_way_ms: float, n: int, displa
         warm(i_class, img)
         samples["image_class_cached"] = _series(ex, iprobe, i_class, n, True, 1)
         # the 14x14 layer (Grad-CAM): a map of 784 bytes instead of 196
-        kernel_exec(ex, "canvas_panel.method_control.value = 'gradcam'; canvas_panel.layer_control.value = LAYER14;"
-                        " canvas_panel.wait()")  # fmt: skip
+        kernel_exec(ex, "canvas_panel.output.prefetch_classes = True; canvas_panel.method_control.value = 'gradcam';"
+                        " canvas_panel.layer_control.value = LAYER14; canvas_panel.wait()")  # fmt: skip
         ex.page.wait_for_timeout(500)
+        warm(c_class, canvas)
+        samples["canvas_class_prefetched_14x14"] = _series(ex, cprobe, c_class, n, True, 1)
+        prefetch(False)
         samples["canvas_class_first_14x14"] = _series(ex, cprobe, c_class, max(3, n // 2), False, 0, before=forget)
         warm(c_class, canvas)
         samples["canvas_class_cached_14x14"] = _series(ex, cprobe, c_class, n, True, 1)
@@ -222,23 +254,27 @@ def _targets(configs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return None if c is None else round(c[f"bytes_{what}_median"] / 1024, 2)
 
     out: dict[str, Any] = {}
-    for case in ("canvas_opacity", "canvas_colormap"):
+    for case in ("canvas_opacity", "canvas_colormap", "canvas_scope"):
         floor = "floor_slider" if case == "canvas_opacity" else "floor_dropdown"
         r = common.ratio(med("localhost", case), med("localhost", floor))
         out[f"{case} localhost vs floor"] = {"value": r, "target": 0.6, "met": r is not None and r <= 0.6}
         v = med("rtt", case)
         out[f"{case} with 100 ms RTT (ms)"] = {"value": v, "target": 40, "met": v is not None and v <= 40}
-    for case in ("canvas_class_cached", "canvas_class_first", "canvas_class_cached_14x14", "canvas_class_first_14x14"):
+    for case in CLASS_CASES:
         r = common.ratio(med("rtt", case), med("rtt", "floor_dropdown"))
         out[f"{case} with 100 ms RTT vs floor"] = {"value": r, "target": 1.1, "met": r is not None and r <= 1.1}
-    for case in ("canvas_class_cached", "canvas_class_first", "canvas_class_cached_14x14", "canvas_class_first_14x14"):
-        v = kb("rtt", case, "picture")
-        out[f"{case} KB sent for the picture"] = {"value": v, "target": 2.0, "met": v is not None and v <= 2.0}
+    for case in CLASS_CASES:
+        v = kb("rtt", case, "received")
+        out[f"{case} KB kernel -> browser"] = {"value": v, "target": 2.0, "met": v is not None and v <= 2.0}
         v = kb("rtt", case, "total")
         out[f"{case} KB over the websocket, all frames both ways"] = {
             "value": v, "target": 2.0, "met": v is not None and v <= 2.0,
         }  # fmt: skip
     return out
+
+
+CLASS_CASES = ("canvas_class_prefetched", "canvas_class_prefetched_14x14", "canvas_class_cached", "canvas_class_first",
+               "canvas_class_cached_14x14", "canvas_class_first_14x14")  # fmt: skip
 
 
 def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> dict[str, Any]:
@@ -275,10 +311,13 @@ def run(quick: bool = False, repeats: int | None = None, engine: Any = None) -> 
 CASES = (
     ("canvas_opacity", "canvas: opacity step (slider)"),
     ("canvas_colormap", "canvas: colormap step (dropdown)"),
-    ("canvas_class_cached", "canvas: class change, seen before (7x7)"),
-    ("canvas_class_first", "canvas: class change, first time (7x7; features cached)"),
-    ("canvas_class_cached_14x14", "canvas: class change, seen before (14x14 Grad-CAM)"),
-    ("canvas_class_first_14x14", "canvas: class change, first time (14x14 Grad-CAM)"),
+    ("canvas_scope", "canvas: normalisation scope (Shared / Per map buttons)"),
+    ("canvas_class_prefetched", "canvas: class change among the prefetched top-k (7x7)"),
+    ("canvas_class_prefetched_14x14", "canvas: class change among the prefetched top-k (14x14 Grad-CAM)"),
+    ("canvas_class_cached", "canvas, no prefetch: class change, seen before (7x7)"),
+    ("canvas_class_first", "canvas, no prefetch: class change, first time (7x7; features cached)"),
+    ("canvas_class_cached_14x14", "canvas, no prefetch: class change, seen before (14x14 Grad-CAM)"),
+    ("canvas_class_first_14x14", "canvas, no prefetch: class change, first time (14x14 Grad-CAM)"),
     ("image_opacity", "Image path: opacity step"),
     ("image_class_cached", "Image path: class change, seen before"),
     ("floor_slider", "floor: bare Image, slider"),
@@ -320,24 +359,36 @@ def report_lines(b: dict[str, Any]) -> list[str]:
         lines.append(f"| {name} | {_v(t['value'], '.2f')} | {t['target']} | {'yes' if t['met'] else '**no**'} |")
     lines += [
         "",
-        f"| case | localhost: ms | {rtt} ms RTT: ms | bytes per change: all frames | of which the picture |",
-        "|---|---|---|---|---|",
+        f"| case | localhost: ms | {rtt} ms RTT: ms | bytes per change: all frames | kernel -> browser "
+        "| of which the picture/map | protocol only (no picture) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, label in CASES:
         local, far = (cfgs.get(cfg, {}).get("cases", {}).get(key) for cfg in ("localhost", "rtt"))
         row = [label, _v(local and local["latency_ms_median"]), _v(far and far["latency_ms_median"]),
-               _v(far and far["bytes_total_median"]), _v(far and far["bytes_picture_median"])]  # fmt: skip
+               _v(far and far["bytes_total_median"]), _v(far and far.get("bytes_received_median")),
+               _v(far and far["bytes_picture_median"]), _v(far and far.get("bytes_protocol_median"))]  # fmt: skip
         lines.append("| " + " | ".join(row) + " |")
+    floor = cfgs.get("rtt", {}).get("cases", {}).get("floor_dropdown") or {}
     lines += [
         "",
-        "* Opacity and colormap steps never wait for the kernel: the canvas's front end follows the stock slider's and "
-        "dropdown's models itself.  Their bytes are the stock controls' own sync (update, the kernel's echo, "
-        "busy/idle), sent and answered off the critical path; nothing is sent for the canvas.",
-        "* A class change sends the new raw map (196 bytes of float32 at 7x7, 784 at 14x14) in one canvas message; "
-        "the rest of its bytes are the class control's own update, the kernel's busy/idle status and echo of it "
-        "(about 2.2 kB that any widget change costs, the floor's too) and the caption (status line + colour-bar "
-        "legend, about 1.7 kB).  The photo goes once per image (lossless PNG: 224 kB for the 451x300 photo here, "
-        "against 25-30 kB per JPEG frame on the Image path).",
+        "* Opacity, colormap and scope steps never wait for the kernel: the canvas's front end follows the stock "
+        "slider's, dropdown's and scope buttons' models itself and computes the shared / signed scales from the raw "
+        "maps it has.  Their bytes are the stock controls' own sync (update, the kernel's echo, busy/idle), sent and "
+        "answered off the critical path; nothing is sent for the canvas (the kernel re-renders its own copy for "
+        "Save and the static PNG and finds nothing to send).",
+        "* A class change among the top-k paints from the maps that came with the image's first frame (the "
+        "`choices`: 196 bytes of float32 each at 7x7, 784 at 14x14, with their status lines): the kernel renders "
+        "its copy off the critical path and answers with nothing but its busy/idle status, because the class "
+        "dropdown does not echo (`echo_update=False`, see `cam_widget/ui/controls.py`) and the canvas draws the "
+        "caption itself (the legend from the scales it computes, the status line from the choice).  What is left "
+        "is Jupyter's envelope: the browser's update (~410 bytes) and two status messages (~550 bytes each) -- "
+        f"the protocol's own floor; a bare stock-widget change costs {_v(floor.get('bytes_protocol_median'))} bytes "
+        "without its picture in this run (the floor row's last column; it has an echo).",
+        "* A class outside the prefetched ones (picked by search; rows \"no prefetch\") sends its raw map and status "
+        "line in one canvas message; with the two status messages that is over 2 KB kernel -> browser at 7x7.  The "
+        "photo goes once per image (lossless PNG: 224 kB for the 451x300 photo here, against 25-30 kB per JPEG "
+        "frame on the Image path).",
     ]
     k = b.get("kernel")
     if k:

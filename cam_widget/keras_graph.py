@@ -114,24 +114,70 @@ def _is_model(op: Any) -> bool:
     return isinstance(op, keras.Sequential) or (isinstance(op, keras.Model) and hasattr(op, "_nodes_by_depth"))
 
 
-def _pre_activation(layer: Any, x: Any) -> Any:
-    """The layer's output before its softmax/sigmoid activation, as new symbolic ops."""
+def _names_in(model: Any) -> set[str]:
+    """The names of every layer of ``model``, nested models' layers included (a flattened graph's op names)."""
+    names: set[str] = set()
+    for layer in getattr(model, "layers", []):
+        names.add(layer.name)
+        if _is_model(layer):
+            names |= _names_in(layer)
+    return names
+
+
+def _fresh_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_1``, ``base_2``... : the first not in ``taken`` (which it joins).  Keras refuses a
+    model in which two operations share a name, and the user's layers may be called anything ("add")."""
+    name, i = base, 1
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    taken.add(name)
+    return name
+
+
+class _Op(keras.layers.Layer):
+    """A function of tensors as one graph operation with a name of our choosing: the engine's own symbolic ops
+    (pre-activation logits, channel scaling) would otherwise get Keras' automatic names ("add", "matmul",
+    "multiply"), which collide with user layers of those names in the flattened graph."""
+
+    def __init__(self, fn: Callable[..., Any], name: str) -> None:
+        super().__init__(name=name)
+        self._fn = fn
+
+    def call(self, *args: Any) -> Any:
+        return self._fn(*args)
+
+
+def _has_tensor(value: Any) -> bool:
+    return any(isinstance(t, keras.KerasTensor) for t in keras.tree.flatten(value))
+
+
+def _pre_activation(layer: Any, x: Any, taken: set[str]) -> Any:
+    """The layer's output before its softmax/sigmoid activation, as one new symbolic op (the layer's kernel and
+    bias, shared) named apart from every name in ``taken``."""
     if isinstance(layer, keras.layers.Dense):
-        y = keras.ops.matmul(x, layer.kernel)
+        def linear(t: Any) -> Any:
+            return keras.ops.matmul(t, layer.kernel)
     elif isinstance(layer, keras.layers.Conv2D) and hasattr(layer, "convolution_op"):
-        y = layer.convolution_op(x, layer.kernel)
+        def linear(t: Any) -> Any:
+            return layer.convolution_op(t, layer.kernel)
     else:
         return None
-    if getattr(layer, "use_bias", False) and layer.bias is not None:
-        y = y + layer.bias
-    return y
+    bias = layer.bias if getattr(layer, "use_bias", False) and layer.bias is not None else None
+
+    def pre(t: Any) -> Any:
+        y = linear(t)
+        return y if bias is None else y + bias
+
+    return _Op(pre, _fresh_name(f"cam_{layer.name}_pre_activation", taken))(x)
 
 
 class _Tracer:
-    def __init__(self, hook: Callable[[str, Any], Any] | None = None) -> None:
+    def __init__(self, hook: Callable[[str, Any], Any] | None = None, taken: set[str] | None = None) -> None:
         self.calls: list[Call] = []
         self.by_name: dict[str, Call] = {}
         self.hook = hook  # (unique call name, outputs) -> outputs used downstream
+        self.taken = taken if taken is not None else set()  # op names the hook's own ops already use
+        self.owners: dict[str, Any] = {}  # op name -> the first leaf traced under it
 
     def _unique(self, name: str) -> str:
         if name not in self.by_name:
@@ -160,6 +206,15 @@ class _Tracer:
 
         return model._run_through_graph(inputs, operation_fn=operation_fn)
 
+    def _runner(self, op: Any, kwargs: dict) -> Any:
+        """``op`` itself, or -- when another leaf of the same name was traced already (two nested models with a
+        layer "conv" each: legal in Keras, but one flattened graph must not have two ops of one name) -- ``op``
+        called through an :class:`_Op` of a fresh name (same layer, same weights)."""
+        if self.owners.setdefault(op.name, op) is op:
+            return op
+        static = {k: v for k, v in kwargs.items() if not _has_tensor(v)}
+        return _Op(lambda *a, **k: op(*a, **k, **static), _fresh_name(op.name, self.taken))
+
     def call(self, op: Any, prefix: str, args: tuple, kwargs: dict) -> Any:
         name = prefix + op.name
         if _is_model(op):
@@ -168,7 +223,7 @@ class _Tracer:
         kwargs = {k: v for k, v in kwargs.items() if k != "training"}
         if getattr(op, "_call_has_training_arg", False):
             kwargs["training"] = False
-        outputs = op(*args, **kwargs)
+        outputs = self._runner(op, kwargs)(*args, **{k: v for k, v in kwargs.items() if _has_tensor(v)})
         flat_in = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
         flat_out = keras.tree.flatten(outputs)
         call = Call(self._unique(name), op, flat_in, flat_out)
@@ -234,7 +289,9 @@ def trace_model(model: Any, input_size: tuple[int, int] | None = None) -> Trace:
 
 def _trace(model: Any, input_size: tuple[int, int] | None, tracer: _Tracer) -> Trace:
     size, channels = _input_spec(model, input_size)
-    inp = keras.Input(shape=(size[0], size[1], channels), name="cam_input")
+    taken = tracer.taken  # shared with the hook's own ops: every synthetic name is fresh
+    taken |= _names_in(model)
+    inp = keras.Input(shape=(size[0], size[1], channels), name=_fresh_name("cam_input", taken))
     try:
         out = tracer.run(model, inp, "")
     except ModelError:
@@ -253,7 +310,7 @@ def _trace(model: Any, input_size: tuple[int, int] | None, tracer: _Tracer) -> T
             f"Model {model.name!r} outputs shape {tuple(out.shape)}; a classifier outputs (batch, num_classes)."
         )
     producer = {id(t): c for c in tracer.calls for t in c.outputs}
-    logits, probability, logits_source = _find_logits(out, producer)
+    logits, probability, logits_source = _find_logits(out, producer, taken)
     trace = Trace(inp, out, logits, probability, tracer.calls, tracer.by_name, producer, logits_source)
     if not trace.spatial():
         raise ModelError(
@@ -263,7 +320,7 @@ def _trace(model: Any, input_size: tuple[int, int] | None, tracer: _Tracer) -> T
     return trace
 
 
-def _find_logits(out: Any, producer: dict[int, Call]) -> tuple[Any, str, Call | None]:
+def _find_logits(out: Any, producer: dict[int, Call], taken: set[str]) -> tuple[Any, str, Call | None]:
     """Pre-softmax logits, the probability kind, and the layer that computes the logits.
 
     Softmax is undone whether it is a layer's activation or its own layer, also when it sits before
@@ -282,7 +339,7 @@ def _find_logits(out: Any, producer: dict[int, Call]) -> tuple[Any, str, Call | 
     elif isinstance(layer, keras.layers.Activation) and _activation_name(layer) in _PROB_ACTIVATIONS:
         logits, probability = call.inputs[0], _activation_name(layer)
         source = _skip_back(logits, producer)[1]
-    elif _activation_name(layer) in _PROB_ACTIVATIONS and (pre := _pre_activation(layer, call.inputs[0])) is not None:
+    elif _activation_name(layer) in _PROB_ACTIVATIONS and (pre := _pre_activation(layer, call.inputs[0], taken)) is not None:
         logits, probability, source = pre, _activation_name(layer), call  # the activation built into Dense/Conv
     else:
         return out, "softmax-added", _skip_back(out, producer)[1]
@@ -416,15 +473,17 @@ def channel_scaled_model(model: Any, input_size: tuple[int, int] | None, layer: 
     ``[image, scale] -> logits``.  Works at any layer, skip connections included (a full forward pass per
     row); :func:`tail_model` is the cheaper way where the graph splits."""
     scale: list[Any] = []
+    taken = _names_in(model)
 
     def hook(name: str, outputs: Any) -> Any:
         if name != layer:
             return outputs
         k = int(outputs.shape[-1])
-        scale.append(keras.Input((k,), name="cam_channel_scale"))
-        return outputs * keras.ops.reshape(scale[0], (-1, 1, 1, k))
+        scale.append(keras.Input((k,), name=_fresh_name("cam_channel_scale", taken)))
+        scaled = _Op(lambda f, s: f * keras.ops.reshape(s, (-1, 1, 1, k)), _fresh_name("cam_scaled_channels", taken))
+        return scaled(outputs, scale[0])
 
-    trace = _trace(model, input_size, _Tracer(hook))
+    trace = _trace(model, input_size, _Tracer(hook, taken))
     if not scale:
         raise ModelError(f"Layer {layer!r} was not found when re-tracing model {model.name!r}.")
     return keras.Model([trace.input, scale[0]], trace.logits, name="cam_channel_scaled")

@@ -10,8 +10,10 @@ storage every worker (and this process) can reach under the same path.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..optional import require
@@ -19,7 +21,7 @@ from .items import Item
 from .job import BatchJob, BatchJobError
 from .shard import process_shard
 
-__all__ = ["client_for", "run_shards"]
+__all__ = ["client_for", "local_cluster", "run_shards"]
 
 
 def _in_notebook() -> bool:
@@ -31,24 +33,51 @@ def _in_notebook() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def client_for(scheduler: Any) -> tuple[Any, list[Any]]:
-    """``(client, things to close afterwards)`` for ``"local"``, an address, or a ``Client``."""
+def local_cluster(workers: int | None = None) -> tuple[Any, Callable[[], None]]:
+    """``(LocalCluster, close)``: ``workers`` single-threaded worker processes (default: one per core)
+    on 127.0.0.1, no dashboard, their scratch space in a temporary folder that ``close`` removes
+    after stopping the cluster (and with it every process it started)."""
     distributed = require("distributed", "Running on Dask", "run with scheduler=None (in this process)")
-    Client, LocalCluster = distributed.Client, distributed.LocalCluster
+    scratch = tempfile.mkdtemp(prefix="cam-widget-dask-")
+    try:
+        cluster = distributed.LocalCluster(
+            n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, local_directory=scratch,
+        )  # fmt: skip
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+    def close() -> None:
+        try:
+            cluster.close()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    return cluster, close
+
+
+def client_for(scheduler: Any) -> tuple[Any, list[Callable[[], None]]]:
+    """``(client, things to call afterwards to close what was opened here)`` for ``"local"``, an address,
+    or a ``Client`` (which is left open)."""
+    distributed = require("distributed", "Running on Dask", "run with scheduler=None (in this process)")
+    Client = distributed.Client
     if isinstance(scheduler, Client):
         return scheduler, []
     if scheduler == "local":
-        cluster = LocalCluster(
-            n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        client = Client(cluster)
-        return client, [client, cluster]
+        cluster, close = local_cluster()
+        try:
+            client = Client(cluster)
+        except BaseException:
+            close()
+            raise
+        return client, [client.close, close]
     if isinstance(scheduler, str) and "://" in scheduler:
         try:
             client = Client(scheduler, timeout="20s")
         except OSError as err:
             raise BatchJobError(f"Cannot reach the Dask scheduler at {scheduler}: {err}") from None
-        return client, [client]
+        return client, [client.close]
     raise BatchJobError(
         f"scheduler must be None (this process), 'local', an address such as 'tcp://10.0.0.5:8786', or a "
         f"distributed.Client; got {scheduler!r}."
@@ -88,5 +117,5 @@ def run_shards(
             for fut in futures:
                 fut.release()
     finally:
-        for thing in owned:
-            thing.close()
+        for close in owned:
+            close()

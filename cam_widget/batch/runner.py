@@ -16,7 +16,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from . import store
 from .engines import class_names_for, engine_for
 from .items import Item, collect_items
 from .job import BatchJob, BatchJobError
-from .shard import columns, process_shard
+from .shard import columns, process_shards
 from .summary import Summary, summarize
 
 __all__ = ["BatchResult", "plan", "run"]
@@ -133,11 +133,6 @@ def _progress(progress: bool | Progress | None, total: int) -> tuple[Progress | 
     return (lambda done, _total: bar.update(done - bar.n)), bar.close
 
 
-def _local(job: BatchJob, shards: Sequence[tuple[int, list[Item]]]) -> Iterator[dict[str, Any]]:
-    for k, items in shards:
-        yield process_shard(job, k, items)
-
-
 def run(job: BatchJob, scheduler: Any = None, *, progress: bool | Progress | None = None) -> BatchResult:
     """Run ``job``; returns a :class:`BatchResult` (the table is also in ``job.out``).
 
@@ -164,7 +159,7 @@ def run(job: BatchJob, scheduler: Any = None, *, progress: bool | Progress | Non
     t_work = time.perf_counter()
     try:
         if scheduler is None:
-            stream = _local(job, todo)
+            stream = process_shards(job, todo)  # one pipeline over all shards
         else:
             from .dask_backend import run_shards
 

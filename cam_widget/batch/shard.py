@@ -1,22 +1,30 @@
-"""One shard of a job: read its images, run the model in batches, score the maps, commit the file.
+"""Shards of a job: read their images, run the model in batches, score the maps, commit the files.
 
-:func:`process_shard` is the unit of work every backend runs (in this process or on a Dask
-worker).  Three stages overlap: a reader thread decodes and hashes the next images, this thread
-runs the model on the current batch (one forward pass, then each method's maps), and a scoring
-thread upsamples the previous batch's maps to find peaks, boxes and scores (OpenCV, file reads and
-TensorFlow release the GIL).  An image that cannot be used (missing, empty,
-corrupt, too large) becomes a row with its ``error`` and the shard goes on; so does a map that
-fails for one method (``<method>_error``).
+:func:`process_shards` is the pipeline every backend runs (in this process over all of a job's
+shards, on a Dask worker over one shard per task; :func:`process_shard`).  Three stages overlap:
+
+* reader threads read, hash (sha256 of the file) and decode the next images, resize each to
+  the model's input size and hashes those pixels for the engine's cache (:meth:`CAMEngine.prepared`),
+  running ahead across shard boundaries;
+* this thread runs the model on the current batch (one forward pass, then each method's maps);
+* a scoring thread upsamples the previous batches' maps to find peaks, boxes and scores, and writes
+  each finished shard's file while this thread already runs the next shard's forward passes.
+
+OpenCV, hashlib, file reads and TensorFlow release the GIL, so the stages really run side by side.
+Only the resized image travels on: every method and metric sees an image only through
+``resize_to(image, engine.input_size)``, which is the identity on it, so the numbers are those of
+the full-resolution photo; the photo's own size is kept for the peaks and boxes.  An image that
+cannot be used (missing, empty, corrupt, too large) becomes a row with its ``error`` and the shard
+goes on; so does a map that fails for one method (``<method>_error``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import itertools
 import os
-import queue
-import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -25,16 +33,17 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import CAMError
-from ..imaging import MAX_BYTES
+from ..imaging import MAX_BYTES, resize_to
 from ..imaging import _decode as decode_bytes
 from ..metrics.faithfulness import deletion_insertion
 from ..metrics.localize import UninformativeMapError, iou, localize, peak, point_box_distance
+from ..render import upsample
 from .engines import engine_for
 from .items import Item
 from .job import BatchJob
 from .store import commit_shard, shard_path
 
-__all__ = ["columns", "process_shard"]
+__all__ = ["columns", "process_shard", "process_shards"]
 
 _BASE_COLUMNS = [
     "shard", "index", "path", "hash", "bytes", "width", "height", "label", "label_name",
@@ -55,18 +64,24 @@ def columns(job: BatchJob) -> list[str]:
 
 
 class _Decoded(NamedTuple):
-    index: int
+    shard: int  # position of the shard in the list being processed
+    index: int  # row within the shard
     item: Item
-    rgb: np.ndarray | None
+    image: Any  # the engine's PreparedImage of the model-input-size pixels, or None
     facts: dict[str, Any]
     error: str | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the original photo (peaks and boxes are in its pixels)."""
+        return int(self.facts["height"]), int(self.facts["width"])
 
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
-def _read(index: int, item: Item, max_pixels: int) -> _Decoded:
+def _read(engine: Any, shard: int, index: int, item: Item, max_pixels: int) -> _Decoded:
     facts: dict[str, Any] = {"hash": None, "bytes": None, "width": None, "height": None}
     try:
         path = Path(item.path)
@@ -77,64 +92,68 @@ def _read(index: int, item: Item, max_pixels: int) -> _Decoded:
         data = path.read_bytes()
         facts["hash"] = hashlib.sha256(data).hexdigest()
         rgb = decode_bytes(data, "this file", max_pixels)  # imaging's decoder, on the bytes hashed above
-        if rgb.base is not None:
-            rgb = rgb.copy()
-        rgb.setflags(write=False)  # frozen: the engine remembers its hash across calls
         facts["height"], facts["width"] = int(rgb.shape[0]), int(rgb.shape[1])
-        return _Decoded(index, item, rgb, facts, None)
+        # The engine resizes every image to its input size before anything else; doing it here, in this
+        # thread, takes that work (and hashing the larger pixels) off the forward pass's thread.
+        image = engine.prepared(resize_to(rgb, engine.input_size))
+        return _Decoded(shard, index, item, image, facts, None)
     except FileNotFoundError:
-        return _Decoded(index, item, None, facts, "file not found")
+        return _Decoded(shard, index, item, None, facts, "file not found")
     except (CAMError, OSError) as err:
-        return _Decoded(index, item, None, facts, _one_line(err))
+        return _Decoded(shard, index, item, None, facts, _one_line(err))
 
 
-def _read_ahead(items: Sequence[Item], max_pixels: int, depth: int) -> Iterator[_Decoded]:
-    """Decode ``items`` in order in a background thread, at most ``depth`` ahead of the consumer."""
-    q: queue.Queue[_Decoded | None] = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
+#: Reader threads per process: two decode the first batch of a run in half the time (the model waits
+#: for it) and keep ahead of the model afterwards; decoding, resizing and hashing release the GIL.
+READERS = min(2, os.cpu_count() or 1)
 
-    def work() -> None:
-        try:
-            for i, item in enumerate(items):
-                if stop.is_set():
-                    return
-                q.put(_read(i, item, max_pixels))
-        finally:
-            q.put(None)
 
-    thread = threading.Thread(target=work, name="cam-widget-reader", daemon=True)
-    thread.start()
+def _read_ahead(
+    engine: Any, shards: Sequence[tuple[int, Sequence[Item]]], max_pixels: int, depth: int
+) -> Iterator[_Decoded]:
+    """The items of ``shards`` read and decoded in order by :data:`READERS` background threads, at most
+    ``depth`` ahead of the consumer (across shard boundaries, so the next shard's images are ready when
+    this one ends)."""
+    todo = ((s, i, item) for s, (_, items) in enumerate(shards) for i, item in enumerate(items))
+    pool = ThreadPoolExecutor(READERS, thread_name_prefix="cam-widget-reader")
+    ahead: deque[Future[_Decoded]] = deque(
+        pool.submit(_read, engine, s, i, item, max_pixels) for s, i, item in itertools.islice(todo, max(1, depth))
+    )
     try:
-        while (rec := q.get()) is not None:
+        while ahead:
+            rec = ahead.popleft().result()
+            for s, i, item in itertools.islice(todo, 1):
+                ahead.append(pool.submit(_read, engine, s, i, item, max_pixels))
             yield rec
     finally:
-        stop.set()
-        while thread.is_alive():  # unblock a reader waiting on a full queue
-            with contextlib.suppress(queue.Empty):
-                q.get(timeout=0.05)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Shard:
-    """The rows and maps of one shard as they are filled in."""
+    """The rows and maps of one shard as they are filled in (rows and scores by the scoring thread)."""
 
-    def __init__(self, job: BatchJob, engine: Any, shard: int, items: Sequence[Item]) -> None:
-        self.job, self.engine, self.shard = job, engine, shard
+    def __init__(self, job: BatchJob, engine: Any, shard: int, items: Sequence[Item], post: ThreadPoolExecutor) -> None:
+        self.job, self.engine, self.shard, self.size = job, engine, shard, len(items)
         info = engine.layer(job.layer)
         self.layer = info.name
         h, w = int(info.shape[0]), int(info.shape[1])
         self.maps = {m: np.full((len(items), h, w), np.nan, np.float32) for m in job.methods}
         self.rows: list[dict[str, Any]] = [{} for _ in items]
         self.names = list(engine.class_names)
-        self._post = ThreadPoolExecutor(1, thread_name_prefix="cam-widget-score")
+        self.started = time.perf_counter()
+        self._post = post
         self._pending: list[Future[None]] = []
 
-    def finish(self) -> None:
-        """Wait for the scoring thread (re-raising what failed there) and stop it."""
-        try:
-            for fut in self._pending:
-                fut.result()
-        finally:
-            self._post.shutdown(wait=True)
+    def commit(self) -> dict[str, Any]:
+        """Write the shard's file (in the scoring thread, after its rows); returns the shard's report."""
+        for fut in self._pending:  # all done (one scoring thread, in order); re-raise what failed there
+            fut.result()
+        committed = commit_shard(self.job.out, self.shard, self.rows, self.maps)
+        return {
+            "shard": self.shard, "images": self.size, "pid": os.getpid(),
+            "status": "computed" if committed else "lost-race", "errors": sum(1 for r in self.rows if r.get("error")),
+            "seconds": time.perf_counter() - self.started,
+        }  # fmt: skip
 
     def _name(self, idx: int | None) -> str | None:
         return None if idx is None else self.names[idx]
@@ -158,10 +177,11 @@ class _Shard:
         """One forward pass for the batch (cached), then every method's maps from it."""
         if not batch:
             return
-        rgbs = [rec.rgb for rec in batch]
+        batch = list(batch)  # the scoring thread keeps this list; the caller reuses its own
+        images = [rec.image for rec in batch]
         try:
-            self.engine.features_many(rgbs, [self.layer])  # the one forward pass; cached for what follows
-            probs = np.asarray(self.engine.predict(rgbs), np.float64).reshape(len(batch), -1)
+            self.engine.features_many(images, [self.layer])  # the one forward pass; cached for what follows
+            probs = np.asarray(self.engine.predict(images), np.float64).reshape(len(batch), -1)
         except CAMError as err:
             if len(batch) > 1:  # find the image that breaks the model; the others go on
                 for rec in batch:
@@ -174,7 +194,7 @@ class _Shard:
         cams: dict[str, np.ndarray | str] = {}
         for m in self.job.methods:
             try:
-                cams[m] = np.asarray(self.engine.cam(rgbs, predicted, layer=self.layer, method=m), np.float32)
+                cams[m] = np.asarray(self.engine.cam(images, predicted, layer=self.layer, method=m), np.float32)
             except CAMError as err:
                 cams[m] = _one_line(err)
         # Rows and scores (upsampling, boxes, AUCs) in the scoring thread, while this thread goes on
@@ -206,12 +226,16 @@ class _Shard:
             self.rows[rec.index] = row
 
     def _score(self, row: dict[str, Any], m: str, cam: np.ndarray, rec: _Decoded) -> None:
-        shape = rec.rgb.shape[:2]  # type: ignore[union-attr]
+        shape = rec.shape
         job, truth = self.job, rec.item.box
+        # Upsample once for both the peak and the box: on a map of the image's own size both functions
+        # only copy it, so the results are theirs exactly.  A map they reject (NaN, constant) goes to
+        # them as it is, so their own error is the row's.
+        big = upsample(cam, shape) if np.isfinite(cam).all() and cam.max() > cam.min() else cam
         try:
-            row[f"{m}_peak_x"], row[f"{m}_peak_y"] = peak(cam, shape)
+            row[f"{m}_peak_x"], row[f"{m}_peak_y"] = peak(big, shape)
             try:
-                box: tuple[int, int, int, int] | None = localize(cam, shape, job.threshold)
+                box: tuple[int, int, int, int] | None = localize(big, shape, job.threshold)
             except UninformativeMapError:
                 box = None  # no positive evidence: no box, a localisation miss
             if box is not None:
@@ -225,7 +249,7 @@ class _Shard:
             wanted = [x for x in ("deletion", "insertion") if x in job.metrics]
             if wanted:  # one call gives both curves; the map is the one already computed
                 rep = deletion_insertion(
-                    self.engine, rec.rgb, row["predicted"], saliency=cam, layer=self.layer, method=m,
+                    self.engine, rec.image, row["predicted"], saliency=cam, layer=self.layer, method=m,
                     random_baseline=False, batch_size=max(job.batch_size, 32),
                 )  # fmt: skip
                 for x in wanted:
@@ -236,35 +260,66 @@ class _Shard:
             row[f"{m}_error"] = _one_line(err)
 
 
-def process_shard(job: BatchJob, shard: int, items: Sequence[Item]) -> dict[str, Any]:
-    """Compute and commit one shard, unless it is already committed.
+def process_shards(job: BatchJob, shards: Sequence[tuple[int, Sequence[Item]]]) -> Iterator[dict[str, Any]]:
+    """Compute and commit ``shards`` (``[(number, items), ...]``) in one pipeline; yield one report per
+    shard, in order, as its file is committed.
 
-    Returns a report: ``shard``, ``status`` (``"computed"``, ``"skipped"`` when the file existed
-    before, ``"lost-race"`` when another worker committed it meanwhile), ``images``, ``errors``,
-    ``seconds``, ``pid``."""
+    A report has ``shard``, ``status`` (``"computed"``, ``"skipped"`` when the file existed before,
+    ``"lost-race"`` when another worker committed it meanwhile), ``images``, ``errors``, ``seconds``,
+    ``pid`` and ``engine_seconds`` (building this process's engine; 0 once it is built).  The reader
+    runs ahead into the next shard and the scoring thread commits a shard while the model already
+    runs the next one, so shard boundaries do not stall the model."""
     t0 = time.perf_counter()
-    report: dict[str, Any] = {"shard": shard, "images": len(items), "pid": os.getpid(), "errors": 0}
-    if shard_path(job.out, shard).exists():
-        return {**report, "status": "skipped", "seconds": 0.0}
+    todo = []
+    for k, items in shards:
+        if shard_path(job.out, k).exists():
+            yield {"shard": k, "images": len(items), "pid": os.getpid(), "errors": 0, "status": "skipped", "seconds": 0.0}
+        else:
+            todo.append((k, list(items)))
+    if not todo:
+        return
     engine = engine_for(job)
     t_engine = time.perf_counter() - t0
-    state = _Shard(job, engine, shard, items)
+    post = ThreadPoolExecutor(1, thread_name_prefix="cam-widget-score")
+    commits: deque[Future[dict[str, Any]]] = deque()
+    stream = _read_ahead(engine, todo, job.max_pixels, 2 * job.batch_size)
+    states: dict[int, _Shard] = {}
     batch: list[_Decoded] = []
+
+    def close_shard(s: int) -> None:
+        state = states.pop(s)
+        state.run_batch(batch)
+        batch.clear()
+        commits.append(post.submit(state.commit))
+
     try:
-        for rec in _read_ahead(items, job.max_pixels, 2 * job.batch_size):
+        for rec in stream:
+            if rec.shard not in states:
+                if states:  # the previous shard is complete: its last batch, then its file (scoring thread)
+                    close_shard(next(iter(states)))
+                states[rec.shard] = _Shard(job, engine, todo[rec.shard][0], todo[rec.shard][1], post)
+            state = states[rec.shard]
             if rec.error is not None:
                 state.fail(rec, rec.error)
-                continue
-            batch.append(rec)
-            if len(batch) >= job.batch_size:
-                state.run_batch(batch)
-                batch = []
-        state.run_batch(batch)
+            else:
+                batch.append(rec)
+                if len(batch) >= job.batch_size:
+                    state.run_batch(batch)
+                    batch.clear()
+            while commits and commits[0].done():
+                yield {**commits.popleft().result(), "engine_seconds": t_engine}
+                t_engine = 0.0
+        if states:
+            close_shard(next(iter(states)))
+        while commits:
+            yield {**commits.popleft().result(), "engine_seconds": t_engine}
+            t_engine = 0.0
     finally:
-        state.finish()
-    committed = commit_shard(job.out, shard, state.rows, state.maps)
-    errors = sum(1 for r in state.rows if r.get("error"))
-    return {
-        **report, "status": "computed" if committed else "lost-race", "errors": errors,
-        "seconds": time.perf_counter() - t0, "engine_seconds": t_engine,
-    }  # fmt: skip
+        stream.close()  # stops the reader threads
+        post.shutdown(wait=True, cancel_futures=True)
+
+
+def process_shard(job: BatchJob, shard: int, items: Sequence[Item]) -> dict[str, Any]:
+    """Compute and commit one shard, unless it is already committed (one Dask task); returns its
+    report (see :func:`process_shards`)."""
+    return next(process_shards(job, [(shard, items)]))

@@ -143,10 +143,10 @@ _REGISTRY: tuple[Method, ...] = (
         description="Channels weighted by how much the class logit drops when each channel is zeroed.",
         paper="Desai & Ramaswamy 2020, Ablation-CAM: Visual Explanations for Deep CNNs via Gradient-free Localization (WACV)",
         compute=perturbation.ablationcam,
-        options=("batch_size",),
+        options=("batch_size", "max_channels"),
         expensive=True,
         estimator=perturbation.estimate_ablationcam,
-        defaults=(("batch_size", 64),),
+        defaults=(("batch_size", 64), ("max_channels", None)),
     ),
 )
 _BY_NAME = {m.name: m for m in _REGISTRY}

@@ -75,11 +75,12 @@ def estimate_scorecam(
     return _passes_text(n, engine)
 
 
-def estimate_ablationcam(engine: Any, layer: str, batch_size: int = 64) -> str:
+def estimate_ablationcam(engine: Any, layer: str, batch_size: int = 64, max_channels: int | None = None) -> str:
     k = engine.layer(layer).shape[2]
+    n = k if max_channels is None else min(int(max_channels), k)
     if engine.can_split(layer):
-        return f"{k} passes through the layers after {layer!r} (on cached features)"
-    return _passes_text(k, engine)
+        return f"{n} passes through the layers after {layer!r} (on cached features)"
+    return _passes_text(n, engine)
 
 
 def scorecam(
@@ -128,30 +129,39 @@ def scorecam(
     return weights
 
 
-def ablationcam(ing: Ingredients, batch_size: int = 64) -> np.ndarray:
+def ablationcam(ing: Ingredients, batch_size: int = 64, max_channels: int | None = None) -> np.ndarray:
     """Ablation-CAM (Desai & Ramaswamy 2020): ``w_k = (y_c - y_c^k) / |y_c|`` with ``y_c^k`` the logit when
     channel k of the layer is zeroed (the paper divides by ``y_c``; ``|y_c|`` keeps the sign meaning "the
     score drops" for classes with a negative logit, and is the paper's for the usual positive case; a zero
     logit is not divided).  The ablated features run through the rest of the network from the layer when the
     graph splits there (:meth:`CAMEngine.can_split`), else through a full forward pass per ablation with the
-    channel zeroed at the layer."""
+    channel zeroed at the layer.  ``max_channels=N`` ablates only the N channels of largest spatial variance (as
+    Score-CAM's; for a wide layer behind a skip connection, where each ablation is a full forward pass); the
+    other channels weigh 0.  ``None`` (default) ablates every channel."""
     engine = ing.engine
+    max_channels = _check_channels(max_channels)
     k = ing.features.shape[-1]
     groups = _groups(ing)
-    total = k * len(groups)
-    ablate = 1.0 - np.eye(k, dtype=np.float32)
+    picks = {key: select_channels(ing.features[idx[0]], max_channels) for key, idx in groups.items()}
+    total = sum(len(p) for p in picks.values())
     weights = np.zeros((len(ing.images), k), np.float32)
-    for g, (_, idx) in enumerate(groups.items()):
-        def step(done: int, _total: int, g: int = g) -> None:
-            ing.report(g * k + done, total)
+    done = 0
+    for key, idx in groups.items():
+        chans = picks[key]
+        ablate = np.ones((len(chans), k), np.float32)
+        ablate[np.arange(len(chans)), chans] = 0.0
+
+        def step(n: int, _total: int, before: int = done) -> None:
+            ing.report(before + n, total)
 
         logits = engine.channel_ablation_logits(
             ing.images[idx[0]], ing.layer, ablate, batch_size=batch_size, progress=step, cancel=ing.cancel
         )
+        done += len(chans)
         base = ing.logits[idx[0]]
         for i in idx:
             c = ing.classes[i]
             y = float(base[c])
             drop = y - logits[:, c]
-            weights[i] = drop / abs(y) if y != 0 else drop
+            weights[i, chans] = drop / abs(y) if y != 0 else drop
     return weights

@@ -15,6 +15,7 @@ import ipywidgets as widgets
 from traitlets import Int, observe, validate
 
 from .catalog import MethodInfo
+from .method_picker import MethodPicker
 from .state import Photo
 
 __all__ = ["ClassDropdown", "Controls", "build_controls", "class_options", "layer_options", "sorted_class_options"]
@@ -103,7 +104,7 @@ class Controls:
     class_control: ClassDropdown
     class_search: widgets.Combobox
     layer_control: widgets.Dropdown
-    method_control: widgets.ToggleButtons
+    method_control: MethodPicker
     refit_button: widgets.Button
     alpha_control: widgets.FloatSlider
     colormap_control: widgets.Dropdown
@@ -164,9 +165,7 @@ def build_controls(
         class_search=widgets.Combobox(
             options=names, ensure_option=True, placeholder=f"search {len(class_names)} classes…", layout=_width(220)),
         layer_control=widgets.Dropdown(options=layers, value=layer, description="Layer", layout=_width(460)),
-        method_control=widgets.ToggleButtons(
-            options=[(m.label, m.name) for m in methods], value=method, tooltips=[m.tooltip for m in methods],
-            style={"button_width": "104px"}),
+        method_control=MethodPicker(methods, method),
         refit_button=widgets.Button(
             description="Refit CAM head here", icon="wrench",
             tooltip="Fit a GAP -> linear head on this layer that reproduces the model's logits (no labels)"),
@@ -212,7 +211,8 @@ def layout_rows(c: Controls, output: widgets.Widget, caption: widgets.Widget) ->
     return [
         widgets.HBox([c.image_control, c.upload_control, c.view_control]),
         widgets.HBox([c.class_control, c.class_search, c.contrast_control]),
-        widgets.HBox([c.layer_control, c.method_control, c.smooth_control, c.refit_button]),
+        widgets.HBox([c.layer_control, c.smooth_control, c.refit_button]),
+        c.method_control,
         widgets.HBox([c.layers_control, c.methods_control, c.run_button, c.progress_bar, c.cancel_button]),
         widgets.HBox([c.alpha_control, c.colormap_control, c.scope_control, c.save_button]),
         output,

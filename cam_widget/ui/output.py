@@ -36,8 +36,9 @@ class Painted:
 
 class Output(Protocol):
     """A front end for the panel's frames.  Optional members: ``paint_cells(cells, mosaic, colormap, alpha,
-    signed_colormap)`` (called instead of ``paint`` with the raw-map cells) and ``link(alpha_control,
-    colormap_control)`` (see :class:`~cam_widget.ui.canvas_output.CanvasOutput`)."""
+    signed_colormap)`` (called instead of ``paint`` with the raw-map cells), ``link(alpha_control,
+    colormap_control, scope=, choice=, context=)``, ``prefetch(builder, frame)`` (before a frame is published) and
+    ``attach_caption(caption)`` (see :class:`~cam_widget.ui.canvas_output.CanvasOutput`)."""
 
     widget: widgets.DOMWidget
 

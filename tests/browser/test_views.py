@@ -89,6 +89,10 @@ def test_switch_views_with_mouse_and_keyboard(lab: LabPage) -> None:
     lab.screenshot("views_single", locator=explorer)
     single = _picture(explorer)
     assert _cells(single) == 1, single
+    # the method picker shows its families as headings over their buttons
+    heads = explorer.locator(".cam-method-heading")
+    assert heads.all_inner_texts() == ["head", "gradient", "activation", "perturbation"]
+    assert all(h.is_visible() for h in heads.all())
 
     # the mouse: click each view; the picture changes, the status names the view, the view's own control shows
     own = {"Layers": (".cam-layers", 3), "Methods": (".cam-methods", 7), "Classes": (".cam-contrast", 6)}

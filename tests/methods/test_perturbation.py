@@ -14,6 +14,7 @@ import methods_reference as ref
 from conftest import close, photo
 
 from cam_widget import CAMEngine, CancelledError, MethodError
+from cam_widget.methods import method as lookup
 
 
 @pytest.mark.parametrize("layer", ["conv1", "conv3"])
@@ -119,3 +120,28 @@ def test_one_set_of_masked_passes_serves_every_class_of_an_image(net):
     assert engine.cache_info()["forward_passes"] - before == 3  # 10 channels in batches of 4, once for 3 classes
     for m, c in zip(maps, (0, 2, 4), strict=True):
         close(m, CAMEngine(net.flat).cam(img, c, method="scorecam", max_channels=None))
+
+
+def test_ablationcam_max_channels_ablates_the_highest_variance_channels_only(net):
+    """At conv2 (a skip connection jumps over it: one full forward pass per ablation) ``max_channels=N`` ablates
+    the N channels of largest spatial variance, the others weigh 0; N = all channels is the full method."""
+    import tensorflow as tf
+
+    engine = CAMEngine(net.flat)
+    img, layer, c = photo(seed=15), "conv2", 1
+    x = engine.model_input(img)
+    a, _, logits = net.ingredients(x, layer, c)
+    k = a.shape[2]
+    close(engine.cam(img, c, layer, method="ablationcam", max_channels=k), engine.cam(img, c, layer, method="ablationcam"))
+    top = np.sort(np.argsort(-a.reshape(-1, k).var(axis=0), kind="stable")[:3])
+    ablated = np.repeat(a[None], 3, 0)
+    ablated[np.arange(3), :, :, top] = 0
+    y = float(logits[c])
+    w = (y - net.logits_after(layer, tf.constant(ablated), x)[:, c]) / abs(y)
+    before = engine.cache_info()["forward_passes"]
+    close(engine.cam(img, c, layer, method="ablationcam", max_channels=3, batch_size=2), a[..., top] @ w)
+    assert engine.cache_info()["forward_passes"] - before == 2  # 3 ablations in batches of 2
+    assert "3 forward passes" in lookup("ablationcam").estimate(engine, layer, max_channels=3)
+    for bad in (0, -2, 2.5, "all", True):
+        with pytest.raises(MethodError, match="max_channels must be a positive int or None"):
+            engine.cam(img, c, layer, method="ablationcam", max_channels=bad)
