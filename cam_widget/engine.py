@@ -6,7 +6,9 @@ flattens it once (:mod:`cam_widget.keras_graph`) and computes the INGREDIENTS of
 * ``logits`` / ``predict`` / ``top_k`` - pre-softmax scores and probabilities (cached);
 * ``features`` / ``features_many`` - a layer's activations ``A`` (cached);
 * ``gradients`` - ``d logit_c / d A`` for a set of (image, class) pairs in ONE batched pass (cached);
-* ``scores`` - an uncached batched forward pass over modified inputs (Score-CAM, faithfulness metrics);
+* ``scores`` - an uncached batched forward pass over modified inputs (faithfulness metrics, augmentations);
+* ``masked_scores`` - scores of one input multiplied by upsampled, min-max normalised maps (Score-CAM), the
+  masks built inside one compiled graph with the weights frozen in;
 * ``channel_ablation_logits`` - logits with a layer's channels scaled (Ablation-CAM), on the cached
   features through the rest of the network where the graph splits at the layer.
 
