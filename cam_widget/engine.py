@@ -644,12 +644,14 @@ class CAMEngine:
     ) -> None:
         """Cache the maps of the registry's cheap companions of ``m`` (:func:`cam_widget.methods.companions`)
         for the pairs just computed: numpy on the ingredients now cached, so a first switch to one is a lookup.
-        The companions take their default options and ``m``'s smoothing (none after aug smoothing: 6x cost)."""
+        The companions take their default options and ``m``'s smoothing (none after aug smoothing: 6x cost).
+        Only for a request on one image (the panel's: one photo, its top-k classes): a batch over many images
+        computes what it asks for and nothing else."""
         smooth = options.get("smooth")
-        if smooth == "aug":
+        keys = [p.key for p in rgbs]
+        if smooth == "aug" or len(set(keys)) > 1:
             return
         extra = {"smooth": smooth} if smooth else {}
-        keys = [p.key for p in rgbs]
         todo = []
         for c in companions(m):
             ckeys = self._map_keys(c, extra, keys, classes, layer)

@@ -1,9 +1,10 @@
 """Running shards on Dask distributed (imported only when a scheduler is given).
 
-One task per shard, each calling :func:`cam_widget.batch.shard.process_shard` with the job (plain
-data) on a worker; the worker builds its engine once (:func:`cam_widget.batch.engines.engine_for`)
-and keeps it for its later shards.  When a worker dies, the scheduler re-runs its shard elsewhere;
-the shard file's exclusive commit makes sure it is written once.  The output folder must be
+One task per group of consecutive shards (:data:`MAX_SHARDS_PER_TASK`), each calling
+:func:`cam_widget.batch.shard.process_shards` with the job (plain data) on a worker; the worker
+builds its engine once (:func:`cam_widget.batch.engines.engine_for`) and keeps it for its later
+tasks.  When a worker dies, the scheduler re-runs its task elsewhere, which skips the shards
+already committed; the shard file's exclusive commit makes sure each is written once.  The output folder must be
 storage every worker (and this process) can reach under the same path.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 from ..optional import require
 from .items import Item
 from .job import BatchJob, BatchJobError
-from .shard import process_shard
+from .shard import process_shards
 
 __all__ = ["client_for", "local_cluster", "run_shards"]
 
@@ -84,10 +85,30 @@ def client_for(scheduler: Any) -> tuple[Any, list[Callable[[], None]]]:
     )
 
 
+#: At most this many consecutive shards per task.  A task runs its shards as one pipeline
+#: (:func:`~cam_widget.batch.shard.process_shards`: the reader runs ahead into the next shard, the
+#: last batch's scores and the file are written while the model runs the next shard), so a shard
+#: boundary inside a task costs nothing, while one between tasks makes the model wait for the first
+#: batch's decoding and the last batch's scoring.  The cap keeps tasks small enough for progress,
+#: balancing and re-running after a lost worker (which skips the task's already committed shards).
+MAX_SHARDS_PER_TASK = 8
+
+
+def _groups(shards: Sequence[tuple[int, list[Item]]], workers: int) -> list[list[tuple[int, list[Item]]]]:
+    """Consecutive shards in tasks: as few as give every worker one (at most ``MAX_SHARDS_PER_TASK``)."""
+    size = max(1, min(MAX_SHARDS_PER_TASK, -(-len(shards) // max(1, workers))))
+    return [list(shards[i : i + size]) for i in range(0, len(shards), size)]
+
+
+def _run_group(job: BatchJob, shards: list[tuple[int, list[Item]]]) -> list[dict[str, Any]]:
+    """One task: its shards through one pipeline; one report per shard."""
+    return list(process_shards(job, shards))
+
+
 def run_shards(
     job: BatchJob, shards: Sequence[tuple[int, list[Item]]], scheduler: Any, show_progress: bool = False
 ) -> Iterator[dict[str, Any]]:
-    """Submit one task per shard and yield each shard's report as it finishes."""
+    """Submit the shards as tasks of consecutive shards and yield each shard's report as its task finishes."""
     from distributed import as_completed
 
     client, owned = client_for(scheduler)
@@ -95,9 +116,16 @@ def run_shards(
         if not shards:
             return
         token = uuid.uuid4().hex[:8]
+        workers = len(client.nthreads())  # the workers connected now (more may join later)
         futures = [
-            client.submit(process_shard, job, k, list(items), key=f"cam-widget-shard-{k:05d}-{token}", pure=False)
-            for k, items in shards
+            client.submit(
+                _run_group,
+                job,
+                [(k, list(items)) for k, items in group],
+                key=f"cam-widget-shard-{group[0][0]:05d}-{group[-1][0]:05d}-{token}",
+                pure=False,
+            )
+            for group in _groups(shards, workers)
         ]
         if show_progress and _in_notebook():
             from distributed import progress
@@ -106,11 +134,12 @@ def run_shards(
         try:
             for fut in as_completed(futures):
                 try:
-                    yield fut.result()
+                    yield from fut.result()
                 except Exception as err:
-                    shard = int(fut.key.split("-")[3])
+                    first, last = (int(v) for v in fut.key.split("-")[3:5])
+                    which = f"shard {first}" if first == last else f"shards {first}-{last}"
                     raise BatchJobError(
-                        f"shard {shard} failed on the cluster: {type(err).__name__}: {' '.join(str(err).split())} "
+                        f"{which} failed on the cluster: {type(err).__name__}: {' '.join(str(err).split())} "
                         "(are the model and the output folder at the same path on every worker?)"
                     ) from err
         finally:

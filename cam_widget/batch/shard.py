@@ -1,7 +1,7 @@
 """Shards of a job: read their images, run the model in batches, score the maps, commit the files.
 
 :func:`process_shards` is the pipeline every backend runs (in this process over all of a job's
-shards, on a Dask worker over one shard per task; :func:`process_shard`).  Three stages overlap:
+shards, on a Dask worker over the consecutive shards of one task; :func:`process_shard` for one).  Three stages overlap:
 
 * reader threads read, hash (sha256 of the file) and decode the next images, resize each to
   the model's input size and hashes those pixels for the engine's cache (:meth:`CAMEngine.prepared`),
@@ -320,6 +320,6 @@ def process_shards(job: BatchJob, shards: Sequence[tuple[int, Sequence[Item]]]) 
 
 
 def process_shard(job: BatchJob, shard: int, items: Sequence[Item]) -> dict[str, Any]:
-    """Compute and commit one shard, unless it is already committed (one Dask task); returns its
-    report (see :func:`process_shards`)."""
+    """Compute and commit one shard, unless it is already committed; returns its report (see
+    :func:`process_shards`)."""
     return next(process_shards(job, [(shard, items)]))

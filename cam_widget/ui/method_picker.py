@@ -27,7 +27,7 @@ class MethodPicker(widgets.HBox):
 
     value = Unicode(allow_none=True)
 
-    def __init__(self, methods: Sequence[MethodInfo], value: str, button_width: str = "104px", **kwargs: Any) -> None:
+    def __init__(self, methods: Sequence[MethodInfo], value: str, button_width: str = "auto", **kwargs: Any) -> None:
         order = {f: i for i, f in enumerate(FAMILIES)}
         families = sorted(dict.fromkeys(m.family for m in methods), key=lambda f: order.get(f, len(order)))
         self._buttons: dict[str, widgets.ToggleButtons] = {}

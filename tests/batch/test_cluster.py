@@ -82,9 +82,10 @@ def test_real_cluster_matches_in_process_survives_a_killed_worker_and_resumes(tm
         deadline = time.monotonic() + 60
         while victim is None and time.monotonic() < deadline and runner.is_alive():
             for addr, keys in client.processing().items():
-                running = [k for k in keys if str(k).startswith("cam-widget-shard-")]
-                shard = int(str(running[0]).split("-")[3]) if running else None
-                if shard is not None and addr in pids and not shard_path(out, shard).exists():
+                running = [k for k in keys if str(k).startswith("cam-widget-shard-")]  # first-last shard of a task
+                span = range(int(str(running[0]).split("-")[3]), int(str(running[0]).split("-")[4]) + 1) if running else ()
+                shard = next((k for k in span if not shard_path(out, k).exists()), None)
+                if shard is not None and addr in pids:
                     victim = (addr, shard)
                     os.kill(pids[addr], signal.SIGKILL)
                     break

@@ -52,7 +52,9 @@ def test_local_cluster_matches_in_process_and_leaves_nothing_behind(photo_csv, t
         assert len(cluster.workers) == 1
         # the scheduler (in this process), the nanny and the worker listen on loopback only
         procs = [psutil.Process(), *psutil.Process().children(recursive=True)]
-        listening = [c.laddr.ip for p in procs for c in p.net_connections(kind="inet") if c.status == "LISTEN"]
+        listening = [
+            c.laddr.ip for p in procs for c in p.net_connections(kind="inet") if c.status == "LISTEN"
+        ]
         assert listening and set(listening) == {"127.0.0.1"}
         return cluster, close
 
