@@ -6,7 +6,9 @@ flattens it once (:mod:`cam_widget.keras_graph`) and computes the INGREDIENTS of
 * ``logits`` / ``predict`` / ``top_k`` - pre-softmax scores and probabilities (cached);
 * ``features`` / ``features_many`` - a layer's activations ``A`` (cached);
 * ``gradients`` - ``d logit_c / d A`` for a set of (image, class) pairs in ONE batched pass (cached);
-* ``scores`` - an uncached batched forward pass over modified inputs (Score-CAM, faithfulness metrics);
+* ``scores`` - an uncached batched forward pass over modified inputs (faithfulness metrics, augmentations);
+* ``masked_scores`` - scores of one input multiplied by upsampled, min-max normalised maps (Score-CAM), the
+  masks built inside one compiled graph with the weights frozen in;
 * ``channel_ablation_logits`` - logits with a layer's channels scaled (Ablation-CAM), on the cached
   features through the rest of the network where the graph splits at the layer.
 
@@ -642,12 +644,14 @@ class CAMEngine:
     ) -> None:
         """Cache the maps of the registry's cheap companions of ``m`` (:func:`cam_widget.methods.companions`)
         for the pairs just computed: numpy on the ingredients now cached, so a first switch to one is a lookup.
-        The companions take their default options and ``m``'s smoothing (none after aug smoothing: 6x cost)."""
+        The companions take their default options and ``m``'s smoothing (none after aug smoothing: 6x cost).
+        Only for a request on one image (the panel's: one photo, its top-k classes): a batch over many images
+        computes what it asks for and nothing else."""
         smooth = options.get("smooth")
-        if smooth == "aug":
+        keys = [p.key for p in rgbs]
+        if smooth == "aug" or len(set(keys)) > 1:
             return
         extra = {"smooth": smooth} if smooth else {}
-        keys = [p.key for p in rgbs]
         todo = []
         for c in companions(m):
             ckeys = self._map_keys(c, extra, keys, classes, layer)

@@ -103,7 +103,7 @@ class CompiledPasses:
         self._gradient: dict[str, Callable[[np.ndarray, np.ndarray], tuple]] = {}
         self._tail: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {}
         self._scaled: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
-        self._masked: dict[bool, tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], bool]] = {}
+        self._masked: dict[tuple[bool, bool], tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], bool]] = {}
 
     def _input_spec(self) -> Any:
         import tensorflow as tf
@@ -201,13 +201,17 @@ class CompiledPasses:
             self._scaled[layer] = fn
         return fn
 
-    def masked(self, align_corners: bool = False) -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], bool]:
+    def masked(
+        self, align_corners: bool = False, freeze_weights: bool = True
+    ) -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], bool]:
         """``(fn, frozen)`` with ``fn(maps (m, mh, mw), x (h, w, c)) -> logits (m, classes)``: the model on
         ``x * mask_i`` for each map, ``mask_i`` the map upsampled bilinearly to the input size (pixel-centre
         aligned, or corner-aligned with ``align_corners``) and min-max normalised to [0, 1] (a constant map
         gives a zero mask).  The masks are built inside the graph, so only ``x`` and the small maps cross into
-        TensorFlow; ``frozen`` says whether the weights were folded into the graph (:func:`freeze`)."""
-        if align_corners not in self._masked:
+        TensorFlow; ``frozen`` says whether the weights were folded into the graph (:func:`freeze`;
+        ``freeze_weights=False`` keeps them variables, for comparison)."""
+        key = (bool(align_corners), bool(freeze_weights))
+        if key not in self._masked:
             require_tensorflow("Masked-input passes (Score-CAM)")
             import tensorflow as tf
 
@@ -229,13 +233,16 @@ class CompiledPasses:
                 tf.TensorSpec((height, width, self._channels), tf.float32),
                 tf.TensorSpec((None, None, None), tf.float32),
             )
-            compiled, frozen = freeze(tf.function(masked_logits), *specs)
+            if freeze_weights:
+                compiled, frozen = freeze(tf.function(masked_logits), *specs)
+            else:
+                compiled, frozen = tf.function(masked_logits).get_concrete_function(*specs), False
 
             def fn(maps: np.ndarray, x: np.ndarray) -> np.ndarray:  # maps first: the engine times per row
                 return np.asarray(compiled(tf.constant(x, tf.float32), tf.constant(maps, tf.float32)))
 
-            self._masked[align_corners] = (fn, frozen)
-        return self._masked[align_corners]
+            self._masked[key] = (fn, frozen)
+        return self._masked[key]
 
     def forget_weights(self) -> None:
         """Drop the passes holding a copy of the model's weights (the frozen masked passes), after the weights

@@ -124,6 +124,11 @@ def test_a_gradient_map_caches_its_cheap_companions_so_the_first_switch_is_a_loo
     close(engine.cam(img, top[0], layer, method="gradcam++", variant="authors"),
           ref.gradcam_pp(*net.ingredients(x, "conv2", top[0])[:2], normalise=True))
     assert engine.cache_info()["entries"] == after["entries"] + 1
+    # a request over several images (a batch job) caches what it asks for only: per image its logits, features,
+    # gradients and the one map
+    before = engine.cache_info()["entries"]
+    engine.cam([photo(seed=9), photo(seed=10)], 0, layer, method="gradcam")
+    assert engine.cache_info()["entries"] == before + 2 * 4
 
 
 def test_gradients_api_shapes_and_class_names(net):
