@@ -97,7 +97,10 @@ class LoopbackCluster:
     def __init__(self, folder: str | Path, pythonpath: str | Path, workers: int = 2) -> None:
         self.folder = Path(folder)
         self.procs: list[subprocess.Popen] = []
-        self.env = {**os.environ, "PYTHONPATH": str(pythonpath), "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+        self.env = {
+            **os.environ, "PYTHONPATH": str(pythonpath), "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow",
+            "DASK_TEMPORARY_DIRECTORY": str(self.folder),  # Dask's scratch and lock files: here, not in /tmp
+        }  # fmt: skip
         self.dask = str(Path(sys.executable).with_name("dask"))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
