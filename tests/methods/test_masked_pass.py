@@ -84,10 +84,11 @@ def test_masked_scores_equal_masks_built_by_hand_in_any_batching(setup, align):
 
 
 def test_depthwise_batch_norms_are_folded_exactly(setup):
-    from cam_widget.passes import _graph_function, fold_depthwise_scales
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    model, _, img, maps = setup
+    from cam_widget.passes import _graph_function, fold_depthwise_scales
+
+    model = setup[0]
     spec = tf.TensorSpec((None, SIZE, SIZE, 3), tf.float32)
     frozen = convert_variables_to_constants_v2(tf.function(lambda x: model(x, training=False)).get_concrete_function(spec))
     graph_def = frozen.graph.as_graph_def()
