@@ -370,7 +370,7 @@ def report_lines(b: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {w} | {p['compute_s'] / 60:.1f} min | {p['engine_start_s']:.0f} s | {p['assembly_s']:.1f} s | "
             f"{p['total_s'] / 60:.1f} min | {p['read_MB_per_s']:.1f} MB/s | {p.get('read_MB_per_s_ilsvrc', 0):.1f} MB/s | "
-            f"{p['tasks_per_s']:.1f} |"
+            f"{p['tasks_per_s']:.2f} |"
         )
     load = (b.get("load_before") or {}).get("loadavg")
     if load:
