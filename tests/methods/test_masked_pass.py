@@ -18,13 +18,17 @@ SIZE = 24
 
 
 def bn_model(seed: int = 3) -> keras.Model:
-    """Conv -> BatchNorm -> ReLU6 twice, GAP, Dense, softmax: the pattern freezing folds (BN into the conv)."""
+    """Conv -> BatchNorm -> ReLU6, then depthwise conv -> BatchNorm -> ReLU6, GAP, Dense, softmax: the patterns
+    freezing folds (BN into the conv, BN into the depthwise conv)."""
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     inp = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
-    for i, k in enumerate((8, 12)):
-        x = keras.layers.Conv2D(k, 3, strides=2, padding="same", use_bias=False, name=f"conv{i}")(x)
+    for i, k in enumerate((8, 16)):
+        if i == 0:
+            x = keras.layers.Conv2D(k, 3, strides=2, padding="same", use_bias=False, name=f"conv{i}")(x)
+        else:  # channel multiplier 2: the folded scale is laid out (in, multiplier)
+            x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, use_bias=False)(x)
         bn = keras.layers.BatchNormalization(name=f"bn{i}")
         x = bn(x)
         # non-trivial statistics, so that folding them into the convolution is exercised
@@ -77,6 +81,24 @@ def test_masked_scores_equal_masks_built_by_hand_in_any_batching(setup, align):
     assert engine._passes.masked(align)[1]  # this model is frozen (weights folded into the graph)
     logits = engine.masked_scores(img, maps, align_corners=align, output="logits")
     np.testing.assert_allclose(engine._probabilities(logits), whole, rtol=1e-5, atol=1e-7)
+
+
+def test_depthwise_batch_norms_are_folded_exactly(setup):
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from cam_widget.passes import _graph_function, fold_depthwise_scales
+
+    model = setup[0]
+    spec = tf.TensorSpec((None, SIZE, SIZE, 3), tf.float32)
+    frozen = convert_variables_to_constants_v2(tf.function(lambda x: model(x, training=False)).get_concrete_function(spec))
+    graph_def = frozen.graph.as_graph_def()
+    assert fold_depthwise_scales(graph_def) == 1
+    ops = [n.op for n in graph_def.node]
+    assert ops.count("BiasAdd") >= 1
+    run = _graph_function(graph_def, [t.name for t in frozen.inputs], [t.name for t in frozen.outputs])
+    x = tf.constant(np.random.default_rng(2).normal(0, 60, (3, SIZE, SIZE, 3)).astype(np.float32))
+    np.testing.assert_allclose(run(x)[0].numpy(), model(x, training=False).numpy(), rtol=1e-4, atol=1e-6)
+    assert fold_depthwise_scales(graph_def) == 0  # nothing left to fold
 
 
 def test_a_model_that_cannot_be_frozen_runs_unfrozen(setup, monkeypatch):
