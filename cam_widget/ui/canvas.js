@@ -225,6 +225,13 @@ function rawRange(raw) {
   return lo === Infinity ? [0, 0] : [lo, hi];
 }
 
+// A new element of the given tag and class name.
+function make(tag, className) {
+  const node = document.createElement(tag);
+  node.className = className;
+  return node;
+}
+
 // --- per-model store: decoded photos, index maps -----------------------------------------------------------------
 
 class Store {
@@ -284,15 +291,12 @@ class CanvasView {
   constructor(model, el) {
     this.model = model;
     this.store = storeFor(model);
-    this.root = document.createElement("div");
-    this.root.className = "cam-canvas";
+    this.root = make("div", "cam-canvas");
     this.root.dataset.frame = "0";
     const style = document.createElement("style");
     style.textContent = CSS;
-    this.grid = document.createElement("div");
-    this.grid.className = "cam-canvas-grid";
-    this.noteEl = document.createElement("div");
-    this.noteEl.className = "cam-canvas-note";
+    this.grid = make("div", "cam-canvas-grid");
+    this.noteEl = make("div", "cam-canvas-note");
     this.caption = this.makeCaption();
     this.root.append(style, this.grid, this.noteEl, this.caption.el);
     el.appendChild(this.root);
@@ -391,8 +395,7 @@ class CanvasView {
       } catch (e) {
         console.error("cam-widget canvas:", e);
         this.noteEl.innerHTML = "";
-        const err = document.createElement("span");
-        err.className = "cam-canvas-error";
+        const err = make("span", "cam-canvas-error");
         err.textContent = `canvas error: ${e && e.message ? e.message : e}`;
         this.noteEl.appendChild(err);
       }
@@ -421,22 +424,16 @@ class CanvasView {
   }
 
   makeFigure(i) {
-    const fig = document.createElement("figure");
-    fig.className = "cam-canvas-figure";
-    const stage = document.createElement("div");
-    stage.className = "cam-canvas-stage";
-    const canvas = document.createElement("canvas");
-    canvas.className = "cam-canvas-cell";
+    const fig = make("figure", "cam-canvas-figure");
+    const stage = make("div", "cam-canvas-stage");
+    const canvas = make("canvas", "cam-canvas-cell");
     canvas.dataset.cell = String(i);
     canvas.dataset.frame = "0";
     stage.appendChild(canvas);
     const cap = document.createElement("figcaption");
-    const label = document.createElement("div");
-    label.className = "cam-canvas-label";
-    const readout = document.createElement("div");
-    readout.className = "cam-canvas-readout";
-    const pinned = document.createElement("div");
-    pinned.className = "cam-canvas-pinned";
+    const label = make("div", "cam-canvas-label");
+    const readout = make("div", "cam-canvas-readout");
+    const pinned = make("div", "cam-canvas-pinned");
     cap.append(label, readout, pinned);
     fig.append(stage, cap);
     this.grid.appendChild(fig);
@@ -526,29 +523,21 @@ class CanvasView {
   // The caption under the grid: the colour-bar legend (drawn here from the cells' scales, so it follows the
   // colormap and scope controls with the picture) and the kernel's status line (cam_widget/ui/caption.py's).
   makeCaption() {
-    const el = document.createElement("div");
-    el.className = "cam-canvas-caption";
-    const legend = document.createElement("div");
-    legend.className = "cam-legend";
-    const row = document.createElement("div");
-    row.className = "cam-legend-row";
-    const lo = document.createElement("span");
-    lo.className = "cam-legend-lo";
+    const el = make("div", "cam-canvas-caption");
+    const legend = make("div", "cam-legend");
+    const row = make("div", "cam-legend-row");
+    const lo = make("span", "cam-legend-lo");
     lo.title = "colour-bar minimum";
-    const bar = document.createElement("canvas");
-    bar.className = "cam-legend-bar";
+    const bar = make("canvas", "cam-legend-bar");
     bar.width = 256; bar.height = 12;
-    const hi = document.createElement("span");
-    hi.className = "cam-legend-hi";
+    const hi = make("span", "cam-legend-hi");
     hi.title = "colour-bar maximum";
-    const note = document.createElement("small");
-    note.className = "cam-legend-note";
+    const note = make("small", "cam-legend-note");
     row.append(lo, bar, hi, note);
     const none = document.createElement("small");
     none.textContent = "no map";
     legend.append(row, none);
-    const status = document.createElement("div");
-    status.className = "cam-status";
+    const status = make("div", "cam-status");
     el.append(legend, status);
     el.style.display = "none";
     return {el, legend, row, lo, bar, hi, note, none, status, lut: null};
@@ -650,8 +639,7 @@ class CanvasView {
       if (!cell || !cell.raw) { f.pinned.textContent = ""; return; }
       const [mh, mw] = cell.shape;
       for (const p of mine) {
-        const dot = document.createElement("div");
-        dot.className = "cam-canvas-pin";
+        const dot = make("div", "cam-canvas-pin");
         dot.style.left = `${(100 * (p.col + 0.5)) / mw}%`;
         dot.style.top = `${(100 * (p.row + 0.5)) / mh}%`;
         f.stage.appendChild(dot);

@@ -277,11 +277,12 @@ class CAMCanvas(_Base):
         photos of ``cells``); ``None`` keeps them unless the photos change.
         """
         checked = [_check_cell(c) for c in cells]
+        keys: dict[int, tuple[np.ndarray, str]] = {}  # id(photo) -> (photo, key): each photo hashed once per call
         photos: dict[str, dict] = {}
         for c in checked:
-            pk = c.photo_key or _photo_key(c.image)
+            pk = self._key_of(c, keys)
             photos[pk] = self._photo_entry(pk, c.image)
-        out = [self._cell_dict(c) for c in checked]
+        out = [self._cell_dict(c, keys) for c in checked]
         status = self.status if status is None else str(status)
         with self.hold_sync():
             if columns is not None:
@@ -292,7 +293,7 @@ class CAMCanvas(_Base):
                 if choices is None:
                     self.choices = {}  # alternatives of another photo
             if choices is not None:  # new alternatives: the frame goes with them (the browser may hold an old one)
-                self.choices = self._choice_dicts(choices, set(photos))
+                self.choices = self._choice_dicts(choices, set(photos), keys)
             want = {"cells": out, "status": status}
             if key and choices is None and self.choices.get(key) == want:
                 # the browser painted this from its choices when the choice control changed: send nothing, except
@@ -314,19 +315,29 @@ class CAMCanvas(_Base):
             self.cells, self.status, self.frame_key, self.frame_override = out, str(status), key, bool(key)
         self._shown = (out, key, str(status))
 
-    def _cell_dict(self, c: CanvasCell) -> dict:
+    @staticmethod
+    def _key_of(c: CanvasCell, keys: dict[int, tuple[np.ndarray, str]]) -> str:
+        if c.photo_key:
+            return c.photo_key
+        seen = keys.get(id(c.image))
+        if seen is None:  # the entry keeps the array alive, so its id cannot be reused within the call
+            seen = keys[id(c.image)] = (c.image, _photo_key(c.image))
+        return seen[1]
+
+    def _cell_dict(self, c: CanvasCell, keys: dict[int, tuple[np.ndarray, str]]) -> dict:
         data = None if c.cam is None else np.ascontiguousarray(c.cam, dtype="<f4").tobytes()
         shape = [] if c.cam is None else list(c.cam.shape)
         return {
-            "photo": c.photo_key or _photo_key(c.image), "map": data, "shape": shape, "label": c.label,
+            "photo": self._key_of(c, keys), "map": data, "shape": shape, "label": c.label,
             "vrange": None if c.vrange is None else list(c.vrange), "relu": c.relu, "signed": c.signed,
             "contrast": c.contrast, "id": hashlib.blake2b((data or b"") + repr(shape).encode(), digest_size=8).hexdigest(),
         }  # fmt: skip
 
-    def _choice_dicts(self, choices: Mapping[str, tuple[Sequence[CanvasCell], str]], photos: set[str]) -> dict:
+    def _choice_dicts(self, choices: Mapping[str, tuple[Sequence[CanvasCell], str]], photos: set[str],
+                      keys: dict[int, tuple[np.ndarray, str]]) -> dict:  # fmt: skip
         out = {}
         for key, (cells, status) in choices.items():
-            dicts = [self._cell_dict(_check_cell(c)) for c in cells]
+            dicts = [self._cell_dict(_check_cell(c), keys) for c in cells]
             missing = {d["photo"] for d in dicts} - photos
             if missing:
                 raise ValueError(f"choice {key!r} shows photos the grid does not ({sorted(missing)}): "
