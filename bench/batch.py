@@ -9,7 +9,8 @@ is written to a temporary folder.  Measured side by side in this one process run
   one thread) and over pre-decoded arrays (the model alone);
 * ``run(job)`` in process: decode and resize (two reader threads), forward, CAM, peak/box/IoU/pointing, shard files, parquet;
 * ``run(job, client)`` on a Dask cluster of 1 and of 2 single-threaded workers (real ``dask scheduler`` /
-  ``dask worker`` processes on 127.0.0.1), engines already built (the start-up cost is reported separately).
+  ``dask worker`` processes on 127.0.0.1), engines already built (the start-up cost is reported
+  separately), and two workers with one TensorFlow thread each.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from .common import log, now
 __all__ = ["LoopbackCluster", "report_lines", "summary_rows", "write_photo_set"]
 
 NAME = "batch"
+#: TensorFlow's own thread pools cut to one thread each (read from the environment at TensorFlow's start).
+ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
 #: Mean file size of the ILSVRC2012 validation set (6.3 GB / 50,000 JPEGs), for the storage arithmetic.
 ILSVRC_VAL_BYTES = 126e3
 
@@ -91,15 +94,18 @@ def write_photo_set(folder: str | Path, count: int = 40, quality: int = 90) -> P
 
 class LoopbackCluster:
     """``dask scheduler`` and ``dask worker`` processes on 127.0.0.1 (free port, no dashboard, own temp dirs,
-    ``--no-nanny`` so a worker's PID is the worker).  Workers import cam_widget from ``pythonpath``.
-    :meth:`stop` ends every process started here, by PID."""
+    ``--no-nanny`` so a worker's PID is the worker).  Workers import cam_widget from ``pythonpath``; ``env``
+    adds environment variables for every process.  :meth:`stop` ends every process started here, by PID."""
 
-    def __init__(self, folder: str | Path, pythonpath: str | Path, workers: int = 2) -> None:
+    def __init__(
+        self, folder: str | Path, pythonpath: str | Path, workers: int = 2, env: dict[str, str] | None = None
+    ) -> None:
         self.folder = Path(folder)
         self.procs: list[subprocess.Popen] = []
         self.env = {
             **os.environ, "PYTHONPATH": str(pythonpath), "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow",
             "DASK_TEMPORARY_DIRECTORY": str(self.folder),  # Dask's scratch and lock files: here, not in /tmp
+            **(env or {}),
         }  # fmt: skip
         self.dask = str(Path(sys.executable).with_name("dask"))
         with socket.socket() as s:
@@ -215,7 +221,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
     reps = repeats or (1 if quick else 5)
     shard = 32
     tmp = Path(tempfile.mkdtemp(prefix="cam-widget-bench-batch-"))
-    cluster = None
+    clusters: list[LoopbackCluster] = []
     try:
         csv = write_photo_set(tmp / "photos", count=n)
         paths = [str(p) for p in sorted((tmp / "photos").glob("*.jpg"))]
@@ -227,8 +233,23 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         layer = engine.layer(None).name
         arrays = [load_image(p) for p in paths]
         run_job(_fresh(job, tmp / "warm"))  # warm-up
-        fm_paths, fm_arrays, local = [], [], []
-        for r in range(reps):  # interleaved, so load changes hit all three alike
+
+        import distributed
+
+        def cluster_of(name: str, workers: int, env: dict[str, str]) -> tuple[Any, Any, float]:
+            """A loopback cluster, its client and its slowest worker's engine build (each warmed by one job)."""
+            (tmp / name).mkdir()
+            c = LoopbackCluster(tmp / name, common.REPO_ROOT, workers=workers, env=env)
+            clusters.append(c)
+            cl = distributed.Client(c.address, timeout="60s")
+            cl.wait_for_workers(workers, timeout=120)
+            build_s = max(cl.run(_warm, job).values())
+            _dask_times(job, cl, tmp / f"{name}-warm", 1)
+            return c, cl, build_s
+
+        _one, client, worker_engine_s = cluster_of("dask1", 1, {})
+        fm_paths, fm_arrays, local, dask1 = [], [], [], []
+        for r in range(reps):  # interleaved, so load changes hit all paths alike
             t0 = now()
             engine.features_many(paths, [layer], cache=False, batch_size=32)
             fm_paths.append(now() - t0)
@@ -240,6 +261,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
             t0 = now()
             run_job(j)
             local.append(now() - t0)
+            dask1 += _dask_times(job, client, tmp / f"dask1-{r}", 1)
         # the driver's end-of-run assembly (read every shard's rows, write the parquet), per shard
         t0 = now()
         done = tmp / f"local{reps - 1}"
@@ -251,23 +273,23 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         assembly_per_shard = (now() - t0) / len(shards)
         shard_bytes = float(np.mean([store.shard_path(done, k).stat().st_size for k in shards]))
 
-        import distributed
-
-        cluster = LoopbackCluster(tmp, common.REPO_ROOT, workers=1)
-        client = distributed.Client(cluster.address, timeout="60s")
-        client.wait_for_workers(1, timeout=120)
-        worker_engine_s = max(client.run(_warm, job).values())
-        dask1 = _dask_times(job, client, tmp / "dask1", reps)
         dask2: list[float] = []
+        dask2_single: list[float] = []
         if not quick:
-            cluster.add_worker()
+            _one.add_worker()
             client.wait_for_workers(2, timeout=120)
             client.run(_warm, job)
             dask2 = _dask_times(job, client, tmp / "dask2", reps)
+            client.close()
+            _one.stop()
+            # The same two workers with one TensorFlow thread each: is the second worker's (lack of) gain
+            # oversubscription (2 processes x 2 threads on 2 cores) or simply no idle core left?
+            _single, client, _ = cluster_of("dask2single", 2, ONE_THREAD)
+            dask2_single = _dask_times(job, client, tmp / "dask2single", reps)
         client.close()
     finally:
-        if cluster is not None:
-            cluster.stop()
+        for c in clusters:
+            c.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     gallery = _gallery_50k(1 if quick else 3)
 
@@ -275,6 +297,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         "features_many_files": n / _median(fm_paths), "features_many_arrays": n / _median(fm_arrays),
         "run_in_process": n / _median(local), "dask_1_worker": n / _median(dask1),
         "dask_2_workers": n / _median(dask2) if dask2 else None,
+        "dask_2_workers_1_tf_thread": n / _median(dask2_single) if dask2_single else None,
     }  # fmt: skip
     per_image = _median(local) / n
     per_image_dask = _median(dask1) / n
@@ -297,7 +320,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         "images": n, "repeats": reps, "shard_size": shard, "batch_size": 32, "methods": ["cam"],
         "metrics": ["iou", "pointing"], "mean_file_bytes": mean_bytes, "shard_file_bytes": shard_bytes,
         "seconds": {"features_many_files": fm_paths, "features_many_arrays": fm_arrays, "run_in_process": local,
-                    "dask_1_worker": dask1, "dask_2_workers": dask2},
+                    "dask_1_worker": dask1, "dask_2_workers": dask2, "dask_2_workers_1_tf_thread": dask2_single},
         "images_per_s": ips,
         "ratio_run_vs_features_many_files": ips["run_in_process"] / ips["features_many_files"],
         "ratio_run_vs_features_many_arrays": ips["run_in_process"] / ips["features_many_arrays"],
@@ -349,6 +372,8 @@ def report_lines(b: dict[str, Any]) -> list[str]:
         f"| `run(job, client)`, 1 Dask worker | {ips['dask_1_worker']:.1f} | {ips['dask_1_worker'] / ips['features_many_files']:.2f} |",
         f"| `run(job, client)`, 2 Dask workers (same 2 cores) | {_f(ips['dask_2_workers'], '.1f')} | "
         f"{_f(ips['dask_2_workers'] and ips['dask_2_workers'] / ips['features_many_files'])} |",
+        *([f"| `run(job, client)`, 2 Dask workers, one TensorFlow thread each | {ips['dask_2_workers_1_tf_thread']:.1f} | "
+           f"{ips['dask_2_workers_1_tf_thread'] / ips['features_many_files']:.2f} |"] if ips.get("dask_2_workers_1_tf_thread") else []),
         "",
         f"* In process vs the model alone (pre-decoded arrays): {r_arr:.2f}.  Two reader threads decode, resize to the "
         "model input and hash the next images, and a scoring thread finds peaks and boxes and writes each shard's file, "
@@ -358,7 +383,11 @@ def report_lines(b: dict[str, Any]) -> list[str]:
         "as one pipeline), pickling the job and the shards' "
         "item lists, and the worker's own TensorFlow running next to the driver's idle process.",
         f"* Two workers on this 2-core machine: {_f(b['dask_2_speedup_vs_1'])}x one worker.  TensorFlow already uses "
-        "both cores inside one forward pass, so a second worker on the same cores mostly shares them.",
+        "both cores inside one forward pass, so a second worker on the same cores mostly shares them"
+        + (f"; the same two workers with one TensorFlow thread each (`TF_NUM_INTRAOP_THREADS=1`, "
+           f"`TF_NUM_INTEROP_THREADS=1`) run {ips['dask_2_workers_1_tf_thread']:.1f} images/s, so the missing gain is "
+           "not the two processes oversubscribing the cores but that one process leaves no core idle."
+           if ips.get("dask_2_workers_1_tf_thread") else "."),
         f"* Building the engine costs {b['engine_build_s']:.1f} s in this process and {b['worker_engine_build_s']:.1f} s "
         "in a fresh worker (TensorFlow import, model, weights, first trace), once per worker process.",
         "",
@@ -391,6 +420,15 @@ def report_lines(b: dict[str, Any]) -> list[str]:
                 else " (a quiet machine; the benchmark itself keeps both cores busy)."
             ),
         ]
+    cpu = b.get("cpu_during_run")
+    if cpu:
+        lines[-1] += (
+            f"  CPU steal during the run (time the VM's hypervisor gave to other guests, from /proc/stat): "
+            f"{cpu['steal_pct']:.1f}%" + (
+                "; with this much steal one repeat can take twice as long as the next, so read the ratios only."
+                if cpu["steal_pct"] >= 5 else "."
+            )
+        )  # fmt: skip
     g = b["gallery_50k"]
     lines += [
         "",

@@ -146,7 +146,25 @@ def load_snapshot() -> dict[str, Any]:
         import psutil
 
         snap["cpu_percent_1s"] = psutil.cpu_percent(interval=1.0)
+    with contextlib.suppress(OSError, ValueError):
+        # /proc/stat's first line: user nice system idle iowait irq softirq steal ... (jiffies since boot)
+        snap["cpu_jiffies"] = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     return snap
+
+
+def cpu_during(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float] | None:
+    """Shares of CPU time between two :func:`load_snapshot` calls: ``steal_pct`` (time the hypervisor gave
+    to other guests: a VM's benchmarks are only as steady as this is low), ``idle_pct`` and ``busy_pct``."""
+    a, b = before.get("cpu_jiffies"), after.get("cpu_jiffies")
+    if not a or not b:
+        return None
+    d = [y - x for x, y in zip(a, b, strict=True)]
+    total = sum(d)
+    if total <= 0:
+        return None
+    idle = d[3] + d[4]
+    return {"steal_pct": round(100 * d[7] / total, 1), "idle_pct": round(100 * idle / total, 1),
+            "busy_pct": round(100 * (total - idle - d[7]) / total, 1)}  # fmt: skip
 
 
 DISTRIBUTIONS = (
@@ -322,7 +340,8 @@ def envelope(
         "started": load_before.get("time"),
         "seconds": round(now() - started, 1),
         "load_before": load_before,
-        "load_after": load_snapshot(),
+        "load_after": (after := load_snapshot()),
+        "cpu_during_run": cpu_during(load_before, after),
         "machine": machine_info(chromium=(name == "browser_latency")),
         **body,
     }

@@ -44,6 +44,9 @@ def local_cluster(workers: int | None = None) -> tuple[Any, Callable[[], None]]:
         cluster = distributed.LocalCluster(
             n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=None, local_directory=scratch,
+            # the scheduler's HTTP routes (health, metrics) start even without a dashboard, by default on
+            # port 8787: a free port instead, so a user's own dashboard there keeps its port
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         )  # fmt: skip
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -132,7 +135,9 @@ def run_shards(
 
             progress(futures)  # Dask's progress widget in Jupyter
         try:
-            for fut in as_completed(futures):
+            # on this client's event loop: as_completed's default is the newest client's, and waiting there
+            # for another client's futures only notices them when that loop next wakes (seconds late)
+            for fut in as_completed(futures, loop=client.loop):
                 try:
                     yield from fut.result()
                 except Exception as err:

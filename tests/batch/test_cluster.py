@@ -5,7 +5,8 @@ One test, in steps (each builds on the last; the cluster starts once):
 1. the same job of 40 photos in this process and on the cluster: identical rows, allclose maps;
 2. again into a fresh folder, SIGKILLing one worker (by PID) while it runs a shard: the job completes,
    every shard is committed exactly once, the results are identical;
-3. three shard files deleted, the job re-run: exactly those three shards are recomputed.
+3. three shard files deleted, the job re-run: exactly those three shards are recomputed;
+4. with a newer client in this process, the job still waits on its own client's event loop.
 
 Workers import cam_widget from the tree under test (PYTHONPATH is passed explicitly).  Every process
 started here is stopped by its PID in ``finally``.
@@ -107,6 +108,24 @@ def test_real_cluster_matches_in_process_survives_a_killed_worker_and_resumes(tm
         again = run(killed_job, client)
         assert again.computed == [1, 4, 6] and again.skipped == [0, 2, 3, 5, 7]
         assert sorted(_log(out)) == sorted([*range(8), 1, 4, 6])
+        _same(job.out, out, 8)
+
+        # 4. a newer client in this process (Dask's default client now) does not take over waiting for the
+        # futures of the client the job runs on: their loop is that client's (found late on the other one)
+        loops: list[object] = []
+        real = distributed.as_completed
+
+        def recording(futures, *args, **kwargs):
+            loops.append(kwargs.get("loop"))
+            return real(futures, *args, **kwargs)
+
+        with distributed.Client(cluster.address, timeout="60s") as newer:
+            assert distributed.default_client() is newer
+            shard_path(out, 2).unlink()
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(distributed, "as_completed", recording)
+                assert run(killed_job, client).computed == [2]
+        assert loops == [client.loop] and client.loop is not newer.loop
         _same(job.out, out, 8)
     finally:
         if client is not None:

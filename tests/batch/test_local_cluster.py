@@ -2,8 +2,9 @@
 
 A tiny job (6 photos, 3 shards) on a LocalCluster of one worker process (sized for the test through
 :func:`cam_widget.batch.dask_backend.local_cluster`, which ``"local"`` calls): the rows and maps equal
-the in-process ones, the shards were written by another process, and afterwards every process the
-cluster started is gone and its scratch folder removed.
+the in-process ones, the shards were written by another process, the cluster listens on loopback only
+(not on Dask's default port 8787), and afterwards every process the cluster started is gone and its
+scratch folder removed.
 """
 
 from __future__ import annotations
@@ -52,10 +53,9 @@ def test_local_cluster_matches_in_process_and_leaves_nothing_behind(photo_csv, t
         assert len(cluster.workers) == 1
         # the scheduler (in this process), the nanny and the worker listen on loopback only
         procs = [psutil.Process(), *psutil.Process().children(recursive=True)]
-        listening = [
-            c.laddr.ip for p in procs for c in p.net_connections(kind="inet") if c.status == "LISTEN"
-        ]
-        assert listening and set(listening) == {"127.0.0.1"}
+        listening = [c.laddr for p in procs for c in p.net_connections(kind="inet") if c.status == "LISTEN"]
+        assert listening and {a.ip for a in listening} == {"127.0.0.1"}
+        assert 8787 not in {a.port for a in listening}  # Dask's default dashboard port stays the user's
         return cluster, close
 
     monkeypatch.setattr(dask_backend, "local_cluster", one_worker)
