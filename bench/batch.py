@@ -413,7 +413,7 @@ def report_lines(b: dict[str, Any]) -> list[str]:
            "not the two processes oversubscribing the cores but that one process leaves no core idle."
            if ips.get("dask_2_workers_1_tf_thread") else "."),
         f"* Building the engine costs {b['engine_build_s']:.1f} s in this process and {b['worker_engine_build_s']:.1f} s "
-        "in a fresh worker (TensorFlow import, model, weights, first trace), once per worker process.",
+        "in a fresh worker (TensorFlow import, model, weights, first trace, the frozen forward pass), once per worker process.",
         "",
         "**50,000 images** (ILSVRC val size), from the measured cost per image on one worker "
         f"({b['per_image_dask_s'] * 1e3:.1f} ms; {b['per_image_s'] * 1e3:.1f} ms in process), assuming each worker gets "
