@@ -36,7 +36,7 @@ from ..errors import CAMError
 from ..imaging import MAX_BYTES, resize_to
 from ..imaging import _decode as decode_bytes
 from ..metrics.faithfulness import deletion_insertion
-from ..metrics.localize import UninformativeMapError, iou, localize, peak, point_box_distance
+from ..metrics.localize import UninformativeMapError, iou, localize, peak, peak_and_box, point_box_distance
 from ..render import upsample
 from .engines import engine_for
 from .items import Item
@@ -228,16 +228,16 @@ class _Shard:
     def _score(self, row: dict[str, Any], m: str, cam: np.ndarray, rec: _Decoded) -> None:
         shape = rec.shape
         job, truth = self.job, rec.item.box
-        # Upsample once for both the peak and the box: on a map of the image's own size both functions
-        # only copy it, so the results are theirs exactly.  A map they reject (NaN, constant) goes to
-        # them as it is, so their own error is the row's.
-        big = upsample(cam, shape) if np.isfinite(cam).all() and cam.max() > cam.min() else cam
+        # Upsample once for both the peak and the box (peak_and_box: the values of peak() and localize() on
+        # it, box None where there is no positive evidence: a localisation miss).  A map they reject (NaN,
+        # constant) goes to them as it is, so their own error is the row's.
+        informative = bool(np.isfinite(cam).all() and cam.max() > cam.min())
         try:
-            row[f"{m}_peak_x"], row[f"{m}_peak_y"] = peak(big, shape)
-            try:
-                box: tuple[int, int, int, int] | None = localize(big, shape, job.threshold)
-            except UninformativeMapError:
-                box = None  # no positive evidence: no box, a localisation miss
+            if informative:  # checked on the small map: one pass over the big one for peak and box
+                (row[f"{m}_peak_x"], row[f"{m}_peak_y"]), box = peak_and_box(upsample(cam, shape), job.threshold)
+            else:  # their own error is the row's
+                row[f"{m}_peak_x"], row[f"{m}_peak_y"] = peak(cam, shape)
+                box = localize(cam, shape, job.threshold)
             if box is not None:
                 for f, v in zip(_METHOD_FIELDS[2:], box, strict=True):
                     row[f"{m}_{f}"] = int(v)

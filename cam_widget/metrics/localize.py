@@ -54,6 +54,7 @@ __all__ = [
     "iou",
     "localize",
     "peak",
+    "peak_and_box",
     "point_box_distance",
     "pointing_game",
     "threshold_mask",
@@ -166,9 +167,13 @@ def localize(cam: Any, image_shape: Any, threshold: float = DEFAULT_THRESHOLD) -
         UninformativeMapError: the map is constant or its maximum is ``<= 0``.
         CAMError: bad ``image_shape`` or ``threshold``.
     """
-    mask = threshold_mask(cam, image_shape, threshold)
+    return _largest_component(threshold_mask(cam, image_shape, threshold))
+
+
+def _largest_component(mask: np.ndarray) -> Box:
+    """Half-open box of the largest 8-connected component of a non-empty boolean mask."""
     count, _labels, stats, _centroids = cv2.connectedComponentsWithStats(
-        mask.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S
+        mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S  # a bool array is 0/1 bytes: no copy
     )
     # Label 0 is the background; the mask is never empty, so count >= 2.
     areas = stats[1:count, cv2.CC_STAT_AREA]
@@ -176,6 +181,21 @@ def localize(cam: Any, image_shape: Any, threshold: float = DEFAULT_THRESHOLD) -
     x, y = int(stats[best, cv2.CC_STAT_LEFT]), int(stats[best, cv2.CC_STAT_TOP])
     bw, bh = int(stats[best, cv2.CC_STAT_WIDTH]), int(stats[best, cv2.CC_STAT_HEIGHT])
     return (x, y, x + bw, y + bh)
+
+
+def peak_and_box(big: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> tuple[tuple[int, int], Box | None]:
+    """:func:`peak` and :func:`localize` of a map already upsampled to its image's size and known to be
+    finite and not constant (a batch job checks the small map first), in one pass over the pixels instead of
+    two validations, two copies and two maxima: the same values as ``peak(big, big.shape)`` and
+    ``localize(big, big.shape, threshold)``, with ``None`` for the box where ``localize`` raises
+    :class:`UninformativeMapError` (no positive value)."""
+    t = _check_threshold(threshold)
+    flat = int(np.argmax(big))
+    row, col = np.unravel_index(flat, big.shape)
+    top = float(big.flat[flat])
+    if top <= 0.0:
+        return (int(col), int(row)), None
+    return (int(col), int(row)), _largest_component(big >= np.float32(t * top))
 
 
 def peak(cam: Any, image_shape: Any) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from cam_widget.metrics.localize import (
     iou,
     localize,
     peak,
+    peak_and_box,
     point_box_distance,
     pointing_game,
     threshold_mask,
@@ -303,3 +304,27 @@ def test_module_does_not_import_tensorflow(module):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.2, 0.5, 1.0])
+def test_peak_and_box_equals_peak_and_localize(threshold):
+    """The batch jobs' one-pass scorer gives exactly what the two public functions give on the same map."""
+    from cam_widget.render import upsample
+
+    rng = np.random.default_rng(11)
+    for shape in [(7, 7), (300, 451), (427, 640), (33, 20)]:
+        for _ in range(4):
+            big = upsample(rng.normal(0.3, 1.0, (7, 7)).astype(np.float32), shape)
+            assert peak_and_box(big, threshold) == (peak(big, shape), localize(big, shape, threshold))
+    # two equal maxima far apart: the first in row-major order, as peak() and localize() pick
+    tied = _rect_map(40, 60, (5, 5, 10, 10, 2.0), (40, 30, 50, 35, 2.0), background=0.1)
+    assert peak_and_box(tied, 0.5) == (peak(tied, tied.shape), localize(tied, tied.shape, 0.5))
+
+
+def test_peak_and_box_without_positive_evidence_has_a_peak_but_no_box():
+    m = _rect_map(20, 30, (3, 4, 8, 9, -0.5), background=-2.0)
+    with pytest.raises(UninformativeMapError):
+        localize(m, m.shape)
+    assert peak_and_box(m) == (peak(m, m.shape), None)
+    with pytest.raises(CAMError, match="threshold"):
+        peak_and_box(m, 1.5)
