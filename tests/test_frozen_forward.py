@@ -16,7 +16,7 @@ from cam_widget import CAMEngine, CAMError  # noqa: E402
 SIZE = 32
 
 
-def _backbone(rng: np.random.Generator, inp: keras.KerasTensor) -> keras.KerasTensor:
+def _backbone(inp: keras.KerasTensor) -> keras.KerasTensor:
     """Conv -> BN -> ReLU6 -> depthwise conv -> BN -> ReLU6 -> 1x1 conv -> BN -> ReLU6 (folded when frozen)."""
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
     x = keras.layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False, name="stem")(x)
@@ -36,10 +36,10 @@ def _model(nested: bool, seed: int = 4) -> keras.Model:
     inp = keras.Input((SIZE, SIZE, 3))
     if nested:
         inner_in = keras.Input((SIZE, SIZE, 3))
-        backbone = keras.Model(inner_in, _backbone(rng, inner_in), name="backbone")
+        backbone = keras.Model(inner_in, _backbone(inner_in), name="backbone")
         feats = backbone(inp)
     else:
-        feats = _backbone(rng, inp)
+        feats = _backbone(inp)
     out = keras.layers.Dense(5, activation="softmax", name="head")(keras.layers.GlobalAveragePooling2D()(feats))
     model = keras.Model(inp, out)
     for layer in (backbone.layers if nested else model.layers):
