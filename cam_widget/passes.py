@@ -229,7 +229,8 @@ class CompiledPasses:
         folded into the convolutions), about 1.7x faster per batch on the embedded model, equal to float
         rounding; building it takes seconds per layer set and holds a second copy of the weights.  Off
         TensorFlow, or when freezing fails, it is the ordinary pass."""
-        key = (layers, bool(frozen) and keras.backend.backend() == "tensorflow")
+        frozen = bool(frozen) and keras.backend.backend() == "tensorflow"
+        key = (layers, frozen)
         fn = self._forward.get(key)
         if fn is None:
             model = self.feature_model(layers)
@@ -237,7 +238,7 @@ class CompiledPasses:
                 import tensorflow as tf
 
                 function = tf.function(lambda x: model(x, training=False), input_signature=[self._input_spec()])
-                compiled = freeze(function, self._input_spec())[0] if key[1] else function
+                compiled = freeze(function, self._input_spec())[0] if frozen else function
 
                 def fn(x: np.ndarray) -> list[np.ndarray]:
                     return [np.asarray(o) for o in keras.tree.flatten(compiled(tf.constant(x, tf.float32)))]

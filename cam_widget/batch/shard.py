@@ -36,7 +36,7 @@ from ..errors import CAMError
 from ..imaging import MAX_BYTES, resize_to
 from ..imaging import _decode as decode_bytes
 from ..metrics.faithfulness import deletion_insertion
-from ..metrics.localize import UninformativeMapError, iou, localize, peak, peak_and_box, point_box_distance
+from ..metrics.localize import UninformativeMapError, iou, peak, peak_and_box, point_box_distance
 from ..render import upsample
 from .engines import engine_for
 from .items import Item
@@ -229,15 +229,11 @@ class _Shard:
         shape = rec.shape
         job, truth = self.job, rec.item.box
         # Upsample once for both the peak and the box (peak_and_box: the values of peak() and localize() on
-        # it, box None where there is no positive evidence: a localisation miss).  A map they reject (NaN,
-        # constant) goes to them as it is, so their own error is the row's.
-        informative = bool(np.isfinite(cam).all() and cam.max() > cam.min())
+        # it, box None where there is no positive evidence: a localisation miss), after checking the small map.
         try:
-            if informative:  # checked on the small map: one pass over the big one for peak and box
-                (row[f"{m}_peak_x"], row[f"{m}_peak_y"]), box = peak_and_box(upsample(cam, shape), job.threshold)
-            else:  # their own error is the row's
-                row[f"{m}_peak_x"], row[f"{m}_peak_y"] = peak(cam, shape)
-                box = localize(cam, shape, job.threshold)
+            if not (np.isfinite(cam).all() and cam.max() > cam.min()):
+                peak(cam, shape)  # NaN or constant: raises the map's own error, which becomes the row's
+            (row[f"{m}_peak_x"], row[f"{m}_peak_y"]), box = peak_and_box(upsample(cam, shape), job.threshold)
             if box is not None:
                 for f, v in zip(_METHOD_FIELDS[2:], box, strict=True):
                     row[f"{m}_{f}"] = int(v)

@@ -201,3 +201,30 @@ def test_a_user_model_file_flat_or_nested(tmp_path, photo_csv, nested):
         np.testing.assert_allclose(row.top_probs, np.sort(p)[::-1][:3], rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(load_maps(job.out, 0, "cam")[row.index], reference.cam(image, row.predicted), atol=1e-4)
     assert result.summary.per_class.keys() == {"a", "b", "c"}
+
+
+def test_a_constant_map_is_the_rows_error_and_the_rest_goes_on(tmp_path, photo_csv):
+    """A model whose CAM layer is all zeros gives a constant map: no peak, no box, the map's own error in the
+    row (the same text localize() raises), and the other method (Grad-CAM, also constant here) likewise."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    conv = keras.layers.Conv2D(4, 3, strides=4, activation="relu", name="conv")
+    x = keras.layers.GlobalAveragePooling2D()(conv(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="head")(x))
+    conv.set_weights([np.zeros((3, 3, 3, 4), np.float32), np.zeros(4, np.float32)])  # features all 0
+    path = tmp_path / "zero.keras"
+    model.save(path)
+    photos = [str(photo_csv.parent / n) for n in ("chelsea-100.jpg", "coffee-100.jpg")]
+    result = run(BatchJob(items=[(p, 0, (1, 1, 20, 20)) for p in photos], out=tmp_path / "o", model=path,
+                          class_names=("a", "b"), methods=("cam", "gradcam")))  # fmt: skip
+    frame = result.results
+    assert len(frame) == 2 and frame["error"].isna().all()  # the images themselves are fine
+    for m in ("cam", "gradcam"):
+        assert frame[f"{m}_error"].str.contains("constant").all(), frame[f"{m}_error"].tolist()
+        assert frame[f"{m}_peak_x"].isna().all() and frame[f"{m}_iou"].isna().all()
+    from cam_widget.metrics.localize import UninformativeMapError, localize
+
+    with pytest.raises(UninformativeMapError) as err:
+        localize(load_maps(result.out, 0, "cam")[0], (10, 10))
+    assert " ".join(str(err.value).split()) in frame["cam_error"].iloc[0]
